@@ -1,0 +1,1 @@
+"""Store-and-forward sync: SQLite outbox, MQTT publisher, payload schema, ingest, stores."""

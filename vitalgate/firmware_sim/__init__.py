@@ -1,0 +1,1 @@
+"""Simulated health devices as real BLE peripherals on bumble's virtual radio."""

@@ -1,0 +1,1 @@
+"""The gateway daemon: device registry, pairing, sessions, pipeline, alerts, CLI wiring."""

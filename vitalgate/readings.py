@@ -1,0 +1,366 @@
+"""The reading model: what the gateway hands on, one frozen dataclass per kind of reading.
+
+Every reading carries
+
+* ``patient_id`` -- whose reading it is (a shared BP monitor maps user IDs to patients);
+* ``device`` -- the device identity (address, manufacturer, model, serial);
+* ``device_time`` -- the timestamp exactly as the device sent it (naive, device-local), if any;
+* ``measured_at`` -- timezone-aware UTC, corrected for device clock faults;
+* ``received_at`` -- timezone-aware UTC, when the gateway received it;
+* ``flags`` -- quality flags (:class:`QualityFlag`); flagged readings are kept, never deleted;
+* ``reading_id`` -- a stable id derived from the device identity and the device's sequence
+  number, or from its timestamp and values where it has none, so the same reading downloaded
+  twice gets the same id (the basis of end-to-end idempotency).
+
+Units live in field names (``systolic_mmhg``, ``glucose_mg_dl``); times are UTC inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Self
+
+__all__ = [
+    "READING_TYPES",
+    "BloodPressureReading",
+    "BodyTemperatureReading",
+    "CgmReading",
+    "DeviceIdentity",
+    "GlucoseReading",
+    "HeartRateReading",
+    "Meal",
+    "PulseOximetryReading",
+    "QualityFlag",
+    "Reading",
+    "ReadingKind",
+    "WeightReading",
+    "make_reading_id",
+    "reading_type",
+]
+
+
+class ReadingKind(enum.StrEnum):
+    """The kinds of reading; each maps to one measurement in the store and one MQTT topic."""
+
+    BLOOD_PRESSURE = "blood_pressure"
+    GLUCOSE = "glucose"
+    CGM = "cgm"
+    HEART_RATE = "heart_rate"
+    PULSE_OXIMETRY = "pulse_oximetry"
+    BODY_TEMPERATURE = "body_temperature"
+    WEIGHT = "weight"
+
+
+class QualityFlag(enum.StrEnum):
+    """Quality and provenance flags attached to a reading. A flagged reading is kept."""
+
+    # Device-reported status (BP measurement status, glucose sensor status, HR contact).
+    BODY_MOVEMENT = "body_movement"
+    CUFF_TOO_LOOSE = "cuff_too_loose"
+    IRREGULAR_PULSE = "irregular_pulse"
+    PULSE_RATE_OUT_OF_RANGE = "pulse_rate_out_of_range"
+    IMPROPER_POSITION = "improper_position"
+    SENSOR_STATUS = "sensor_status"
+    NO_SENSOR_CONTACT = "no_sensor_contact"
+    # Non-clinical readings: kept and stored, excluded from statistics and alerts.
+    CONTROL_SOLUTION = "control_solution"
+    # Signal checks (vitalgate.signal).
+    IMPLAUSIBLE = "implausible"
+    OUTLIER = "outlier"
+    DUPLICATE = "duplicate"
+    LOW_QUALITY = "low_quality"
+    MOTION_ARTIFACT = "motion_artifact"
+    # Time provenance.
+    CLOCK_CORRECTED = "clock_corrected"
+    CLOCK_UNSET = "clock_unset"
+    NO_DEVICE_TIME = "no_device_time"
+
+    @property
+    def non_clinical(self) -> bool:
+        """True for flags that exclude a reading from clinical statistics and alerts."""
+        return self in _NON_CLINICAL
+
+
+_NON_CLINICAL = frozenset({QualityFlag.CONTROL_SOLUTION, QualityFlag.IMPLAUSIBLE})
+
+
+class Meal(enum.StrEnum):
+    """Glucose meal context (Glucose Measurement Context 0x2A34, Meal field)."""
+
+    PREPRANDIAL = "preprandial"
+    POSTPRANDIAL = "postprandial"
+    FASTING = "fasting"
+    CASUAL = "casual"
+    BEDTIME = "bedtime"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """Who made a reading: the BLE address plus Device Information strings.
+
+    ``key`` is what reading ids are derived from: manufacturer/model/serial when the device
+    reports a serial number (stable across address rotation and re-pairing), else the address.
+    """
+
+    address: str
+    manufacturer: str = ""
+    model: str = ""
+    serial: str = ""
+
+    @property
+    def key(self) -> str:
+        if self.serial:
+            return f"{self.manufacturer}|{self.model}|{self.serial}"
+        return f"addr|{self.address.upper()}"
+
+
+def _canonical(value: object) -> str:
+    """A canonical text for hashing: floats rounded so re-encoding noise does not change ids."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(round(value, 6))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    return str(value)
+
+
+def make_reading_id(
+    kind: ReadingKind | str,
+    device: DeviceIdentity,
+    *,
+    sequence_number: int | None = None,
+    device_time: datetime | None = None,
+    discriminator: Iterable[object] = (),
+) -> str:
+    """Derive the stable id of a reading (32 hex characters).
+
+    The id depends only on what the device itself reports, never on gateway state or clock, so
+    downloading the same record again -- after a reconnect, a repeated RACP request or a
+    re-sent memory -- yields the same id. ``discriminator`` adds fields that tell apart records
+    with the same sequence number or timestamp (a BP user ID, a CGM session start, the values of
+    a reading that has neither sequence number nor timestamp).
+    """
+    parts = [str(ReadingKind(kind)), device.key]
+    if sequence_number is not None:
+        parts.append(f"seq={sequence_number}")
+    if device_time is not None:
+        parts.append(f"t={device_time.isoformat()}")
+    parts.extend(_canonical(d) for d in discriminator)
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16)
+    return digest.hexdigest()
+
+
+def _require_utc(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() != timedelta(0):
+        raise ValueError(f"{name} must be timezone-aware UTC, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading:
+    """Fields every reading carries. Use a subclass; each sets ``kind``."""
+
+    kind: ClassVar[ReadingKind]
+    #: Names of the numeric value fields (units in the names) that go to the store.
+    value_fields: ClassVar[tuple[str, ...]]
+
+    patient_id: str
+    device: DeviceIdentity
+    measured_at: datetime
+    received_at: datetime
+    device_time: datetime | None = None
+    sequence_number: int | None = None
+    flags: frozenset[QualityFlag] = frozenset()
+    reading_id: str = ""
+
+    def __post_init__(self) -> None:
+        _require_utc("measured_at", self.measured_at)
+        _require_utc("received_at", self.received_at)
+        if not self.patient_id:
+            raise ValueError("patient_id must not be empty")
+        if not isinstance(self.flags, frozenset):
+            object.__setattr__(self, "flags", frozenset(QualityFlag(f) for f in self.flags))
+        if not self.reading_id:
+            object.__setattr__(
+                self,
+                "reading_id",
+                make_reading_id(
+                    self.kind,
+                    self.device,
+                    sequence_number=self.sequence_number,
+                    device_time=self.device_time,
+                    discriminator=self._id_discriminator(),
+                ),
+            )
+
+    def _id_discriminator(self) -> tuple[object, ...]:
+        """Extra identity fields; by default the values when there is no sequence number."""
+        if self.sequence_number is None:
+            return tuple(getattr(self, name) for name in self.value_fields)
+        return ()
+
+    def values(self) -> dict[str, float]:
+        """The numeric values, units in the names; missing (None / NaN) values are left out."""
+        out: dict[str, float] = {}
+        for name in self.value_fields:
+            v = getattr(self, name)
+            if v is None:
+                continue
+            fv = float(v)
+            if math.isfinite(fv):
+                out[name] = fv
+        return out
+
+    @property
+    def is_clinical(self) -> bool:
+        """False for control-solution tests and implausible readings."""
+        return not any(f.non_clinical for f in self.flags)
+
+    def with_flags(self, *flags: QualityFlag) -> Self:
+        """A copy with more flags; the reading_id is kept."""
+        return dataclasses.replace(self, flags=self.flags | frozenset(flags))
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with changes; the reading_id is kept unless given."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BloodPressureReading(Reading):
+    """A cuff blood-pressure measurement (Blood Pressure Service 0x1810)."""
+
+    kind: ClassVar[ReadingKind] = ReadingKind.BLOOD_PRESSURE
+    value_fields: ClassVar[tuple[str, ...]] = (
+        "systolic_mmhg",
+        "diastolic_mmhg",
+        "mean_arterial_pressure_mmhg",
+        "pulse_rate_bpm",
+    )
+    systolic_mmhg: float
+    diastolic_mmhg: float
+    mean_arterial_pressure_mmhg: float | None = None
+    pulse_rate_bpm: float | None = None
+    user_id: int | None = None
+
+    def _id_discriminator(self) -> tuple[object, ...]:
+        # BP monitors have no sequence numbers: timestamp + user + values identify a record.
+        return (self.user_id, *(getattr(self, n) for n in self.value_fields))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GlucoseReading(Reading):
+    """A glucose-meter measurement (Glucose Service 0x1808) with its context, if any."""
+
+    kind: ClassVar[ReadingKind] = ReadingKind.GLUCOSE
+    value_fields: ClassVar[tuple[str, ...]] = ("glucose_mg_dl", "carbohydrate_g", "hba1c_pct")
+    glucose_mg_dl: float
+    sample_type: int | None = None
+    sample_location: int | None = None
+    meal: Meal | None = None
+    carbohydrate_g: float | None = None
+    hba1c_pct: float | None = None
+    is_control_solution: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CgmReading(Reading):
+    """A continuous-glucose-monitor measurement (CGM Service 0x181F).
+
+    ``sequence_number`` is the time offset in minutes since the session start, which the CGM
+    specification uses as the record key; ``session_start`` disambiguates sessions.
+    """
+
+    kind: ClassVar[ReadingKind] = ReadingKind.CGM
+    value_fields: ClassVar[tuple[str, ...]] = (
+        "glucose_mg_dl",
+        "trend_mg_dl_per_min",
+        "quality_pct",
+    )
+    glucose_mg_dl: float
+    time_offset_min: int
+    session_start: datetime | None = None
+    trend_mg_dl_per_min: float | None = None
+    quality_pct: float | None = None
+
+    def _id_discriminator(self) -> tuple[object, ...]:
+        return (self.session_start, self.time_offset_min)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartRateReading(Reading):
+    """A heart-rate measurement (Heart Rate Service 0x180D), with RR intervals in seconds."""
+
+    kind: ClassVar[ReadingKind] = ReadingKind.HEART_RATE
+    value_fields: ClassVar[tuple[str, ...]] = ("heart_rate_bpm", "energy_expended_kj")
+    heart_rate_bpm: float
+    rr_intervals_s: tuple[float, ...] = ()
+    sensor_contact: bool | None = None
+    energy_expended_kj: float | None = None
+
+    def _id_discriminator(self) -> tuple[object, ...]:
+        return (self.heart_rate_bpm, self.rr_intervals_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PulseOximetryReading(Reading):
+    """A pulse-oximeter measurement (Pulse Oximeter Service 0x1822), spot-check or continuous."""
+
+    kind: ClassVar[ReadingKind] = ReadingKind.PULSE_OXIMETRY
+    value_fields: ClassVar[tuple[str, ...]] = ("spo2_pct", "pulse_rate_bpm", "perfusion_index_pct")
+    spo2_pct: float
+    pulse_rate_bpm: float | None = None
+    perfusion_index_pct: float | None = None
+    continuous: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BodyTemperatureReading(Reading):
+    """A body temperature (Health Thermometer Service 0x1809), always in degrees Celsius."""
+
+    kind: ClassVar[ReadingKind] = ReadingKind.BODY_TEMPERATURE
+    value_fields: ClassVar[tuple[str, ...]] = ("temperature_c",)
+    temperature_c: float
+    site: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WeightReading(Reading):
+    """A body weight (Weight Scale Service 0x181D), always in kilograms."""
+
+    kind: ClassVar[ReadingKind] = ReadingKind.WEIGHT
+    value_fields: ClassVar[tuple[str, ...]] = ("weight_kg", "bmi_kg_m2", "height_m")
+    weight_kg: float
+    bmi_kg_m2: float | None = None
+    height_m: float | None = None
+    user_id: int | None = None
+
+
+READING_TYPES: Mapping[ReadingKind, type[Reading]] = {
+    cls.kind: cls
+    for cls in (
+        BloodPressureReading,
+        GlucoseReading,
+        CgmReading,
+        HeartRateReading,
+        PulseOximetryReading,
+        BodyTemperatureReading,
+        WeightReading,
+    )
+}
+
+
+def reading_type(kind: ReadingKind | str) -> type[Reading]:
+    """The reading class for a kind; raises ValueError for an unknown kind."""
+    return READING_TYPES[ReadingKind(kind)]

@@ -1,0 +1,1 @@
+"""Clinical signal processing with NumPy and SciPy: validation, filtering, clinical metrics."""

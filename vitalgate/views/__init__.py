@@ -1,0 +1,1 @@
+"""What doctors and patients see: dashboard, AGP and BP reports, FHIR export."""
