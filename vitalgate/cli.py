@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "vitalgate.cloud_sync.cli",
     "vitalgate.firmware_sim.cli",
     "vitalgate.views.cli",
+    "vitalgate.query",
     "vitalgate.demo",
 )
 
