@@ -13,15 +13,16 @@ CGM Measurement record (a notification may carry several, each starting with its
     flags u8   b0 CGM Trend Information present, b1 CGM Quality present, b2-b4 reserved,
                b5 Warning-Octet present, b6 Cal/Temp-Octet present, b7 Status-Octet present
     glucose concentration SFLOAT (mg/dL), time offset u16 (minutes since session start)
-    [Warning-Octet u8] [Cal/Temp-Octet u8] [Status-Octet u8]
+    [Status-Octet u8] [Cal/Temp-Octet u8] [Warning-Octet u8]
     [trend SFLOAT (mg/dL)/min] [quality SFLOAT %] [E2E-CRC u16, when the feature says so]
 
-Annunciation octet order: the SIG characteristic definition lists the Warning, Cal/Temp and
-Status octets in the order of their flag bits (5, 6, 7), and the Nordic nRF5 SDK / nRF Connect
-SDK sensors and Nordic's Android collector library use that order; some libraries (and the
-Zephyr sample) emit Status first. This codec follows the SIG definition: Warning, Cal/Temp,
-Status. In the 24-bit CGM Status annunciation the Status octet is bits 0-7, Cal/Temp bits
-8-15 and Warning bits 16-23.
+Annunciation octet order: the GSS defines the CGM Status characteristic's 24-bit field as
+"identical to the structure of the combined Status fields" of the measurement, with the Status
+octet as bits 0-7, Cal/Temp as bits 8-15 and Warning as bits 16-23; least significant octet
+first, the present octets therefore follow in the order Status, Cal/Temp, Warning. (The 2014
+characteristic XML listed the fields as Warning, Cal/Temp, Status while describing the Status
+bits in the first one; the Nordic nRF5 SDK / nRF Connect SDK sensors and Nordic's Android
+collector follow those field names and send Warning first. This codec follows the GSS.)
 
 E2E-CRC (CGMS section "E2E-CRC"): CRC-CCITT, generator polynomial x^16 + x^12 + x^5 + 1
 (0x1021) processed LSB first (reflected, 0x8408), seed 0xFFFF, no final XOR (the
@@ -46,6 +47,7 @@ __all__ = [
     "ATT_ERROR_MISSING_CRC",
     "COMMUNICATION_INTERVAL_DISABLED",
     "COMMUNICATION_INTERVAL_FASTEST",
+    "LAST_CALIBRATION_RECORD",
     "PROFILE",
     "TIME_ZONE_UNKNOWN",
     "CalibrationRecord",
@@ -290,9 +292,9 @@ def parse_measurements(data: bytes, *, e2e_crc: bool) -> list[CgmMeasurement]:
             )
         glucose = reader.sfloat("glucose concentration")
         time_offset = reader.u16("time offset")
-        warning = (
-            CgmWarningOctet(reader.u8("warning octet"))
-            if flags & CgmMeasurementFlag.WARNING_OCTET_PRESENT
+        status = (
+            CgmStatusOctet(reader.u8("status octet"))
+            if flags & CgmMeasurementFlag.STATUS_OCTET_PRESENT
             else None
         )
         cal_temp = (
@@ -300,9 +302,9 @@ def parse_measurements(data: bytes, *, e2e_crc: bool) -> list[CgmMeasurement]:
             if flags & CgmMeasurementFlag.CAL_TEMP_OCTET_PRESENT
             else None
         )
-        status = (
-            CgmStatusOctet(reader.u8("status octet"))
-            if flags & CgmMeasurementFlag.STATUS_OCTET_PRESENT
+        warning = (
+            CgmWarningOctet(reader.u8("warning octet"))
+            if flags & CgmMeasurementFlag.WARNING_OCTET_PRESENT
             else None
         )
         trend = reader.sfloat("trend") if flags & CgmMeasurementFlag.TREND_PRESENT else None
@@ -339,7 +341,7 @@ def encode_measurement(measurement: CgmMeasurement, *, e2e_crc: bool) -> bytes:
         flags |= CgmMeasurementFlag.STATUS_OCTET_PRESENT
     body = ByteWriter().u8(int(flags))
     body.sfloat(m.glucose_mg_dl, _MAX_DECIMALS).u16(m.time_offset_min, "time offset")
-    for octet in (m.warning_octet, m.cal_temp_octet, m.status_octet):
+    for octet in (m.status_octet, m.cal_temp_octet, m.warning_octet):
         if octet is not None:
             body.u8(int(octet), "annunciation octet")
     if m.trend_mg_dl_per_min is not None:
@@ -412,9 +414,11 @@ class CgmFeature:
 
 
 def parse_feature(data: bytes) -> CgmFeature:
-    """Decode CGM Feature (6 bytes); the CRC is checked when the E2E-CRC bit is set.
+    """Decode CGM Feature (6 bytes).
 
-    When E2E-CRC is not supported the CRC field should be 0xFFFF; any value is accepted then.
+    With the E2E-CRC bit set the CRC over the first 4 bytes is checked (:class:`CgmCrcError`);
+    without it the field "shall be set to 0xFFFF" (CGMS, CGM Feature), and any other value
+    raises ParseError: a feature value that contradicts itself is not trusted.
     """
     reader = ByteReader(data, PROFILE)
     features = CgmFeatureFlag(reader.u24("features"))
@@ -422,7 +426,13 @@ def parse_feature(data: bytes) -> CgmFeature:
     if features & CgmFeatureFlag.E2E_CRC:
         _check_crc(reader, 0, "CGM Feature")
     else:
-        reader.u16("E2E-CRC")
+        crc_offset = reader.offset
+        crc_field = reader.u16("E2E-CRC")
+        if crc_field != _NO_CRC:
+            raise reader.error(
+                f"E2E-CRC not supported, so the CRC field must be 0xFFFF, got {crc_field:#06x}",
+                offset=crc_offset,
+            )
     reader.expect_end()
     return CgmFeature(
         features=features,
@@ -811,9 +821,14 @@ class SocpRequestError(ParseError):
     """A SOCP write a device must refuse, with the Response Code to indicate back."""
 
     def __init__(
-        self, message: str, *, request_opcode: int, response_code: SocpResponseCode,
-        offset: int, payload: bytes,
-    ) -> None:  # fmt: skip
+        self,
+        message: str,
+        *,
+        request_opcode: int,
+        response_code: SocpResponseCode,
+        offset: int,
+        payload: bytes,
+    ) -> None:
         super().__init__(PROFILE, message, offset=offset, payload=payload)
         self.request_opcode = request_opcode
         self.response_code = response_code
@@ -862,9 +877,12 @@ def _parse_socp(data: bytes, *, e2e_crc: bool, responses: bool) -> SocpMessage:
         if responses:
             return reader.error(message)
         return SocpRequestError(
-            message, request_opcode=int(opcode), response_code=code,
-            offset=reader.offset, payload=payload,
-        )  # fmt: skip
+            message,
+            request_opcode=int(opcode),
+            response_code=code,
+            offset=reader.offset,
+            payload=payload,
+        )
 
     if e2e_crc:
         if len(payload) < 3:

@@ -15,8 +15,9 @@ Glucose Measurement (10 to 17 bytes)::
     [sensor status annunciation u16]
 
 Type-Sample Location: the Type is the least significant nibble (bits 0-3), the Sample Location
-the most significant nibble (bits 4-7). (One Python library reads them the other way round;
-the GSS field definition and the Nordic reference parsers agree on this order.)
+the most significant nibble (bits 4-7), as the GSS Type-Sample Location field defines them and
+Nordic's reference collector (Android-BLE-Common-Library) reads them. One Python library reads
+them the other way round; ``test_nibble_order_type_low_location_high`` pins the order.
 
 Units: kg/L to mg/dL multiplies by 1e5 (1 mg/dL = 1e-5 kg/L); mol/L to mg/dL multiplies by
 18016 (1000 mmol per mol times 18.016 mg/dL per mmol/L, glucose 180.16 g/mol). Conversions

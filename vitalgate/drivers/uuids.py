@@ -3,7 +3,7 @@
 16-bit SIG-assigned numbers sit on the Bluetooth Base UUID
 ``0000xxxx-0000-1000-8000-00805f9b34fb`` (Core Spec Vol 3 Part B 2.5.1); bleak reports and
 accepts the 128-bit form, so that is what these constants hold. Numbers from the Bluetooth SIG
-Assigned Numbers document, section 3.4 (services) and 3.8 (characteristics).
+Assigned Numbers document, sections "GATT Services" and "Characteristics".
 """
 
 from __future__ import annotations

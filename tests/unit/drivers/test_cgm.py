@@ -1,11 +1,11 @@
 """Continuous Glucose Monitoring Service codecs (CGMS v1.0.1 section 3, GSS CGM characteristics).
 
 CGM Measurement record: size u8, flags u8 (b0 trend, b1 quality, b5 Warning-Octet, b6 Cal/Temp-
-Octet, b7 Status-Octet), glucose SFLOAT mg/dL, time offset u16 min, octets in flag-bit order
-(Warning, Cal/Temp, Status), trend SFLOAT, quality SFLOAT, [E2E-CRC]. E2E-CRC: CRC-CCITT
-(x^16+x^12+x^5+1) LSB first, seed 0xFFFF ("CRC-16/MCRF4XX", check value 0x6F91); the CRC bytes
-in these vectors were computed with that definition, which test_e2e_crc_* pins down
-independently.
+Octet, b7 Status-Octet), glucose SFLOAT mg/dL, time offset u16 min, the present annunciation
+octets least significant first as in the GSS 24-bit layout (Status, Cal/Temp, Warning), trend
+SFLOAT, quality SFLOAT, [E2E-CRC]. E2E-CRC: CRC-CCITT (x^16+x^12+x^5+1) LSB first, seed 0xFFFF
+("CRC-16/MCRF4XX", check value 0x6F91); the CRC bytes in these vectors were computed with that
+definition, which test_e2e_crc_* pins down independently.
 """
 
 from __future__ import annotations
@@ -98,11 +98,11 @@ MEASUREMENTS = [
         id="CGMS flags 0x03 trend -1.5 mg/dL/min, quality 95 %",
     ),
     pytest.param(
-        "09 e0 7800 0500 01 04 02",
+        "09 e0 7800 0500 02 04 01",
         False,
         [WITH_OCTETS],
         True,
-        id="CGMS flags 0xE0 Warning, Cal/Temp, Status octets in flag-bit order",
+        id="GSS CGM Measurement flags 0xE0 Status, Cal/Temp, Warning octets (LSO first)",
     ),
     pytest.param(
         "07 80 7800 0500 00",
@@ -137,14 +137,14 @@ MEASUREMENTS = [
         id="CGMS E2E-CRC with trend and quality",
     ),
     pytest.param(
-        "0b e0 7800 0500 01 04 02 6c08",
+        "0b e0 7800 0500 02 04 01 93d5",
         True,
         [WITH_OCTETS],
         True,
         id="CGMS E2E-CRC with annunciation octets",
     ),
     pytest.param(
-        "08 00 7800 0500 0de8 0b e0 7800 0500 01 04 02 6c08",
+        "08 00 7800 0500 0de8 0b e0 7800 0500 02 04 01 93d5",
         True,
         [MINIMAL, WITH_OCTETS],
         True,
@@ -172,6 +172,16 @@ def test_sensor_status_combines_octets() -> None:
     )
     assert int(status) == 0x01_04_02
     assert MINIMAL.sensor_status == CgmSensorStatus(0)
+
+
+@given(octets=st.tuples(*[st.integers(0, 0xFF)] * 3))
+def test_measurement_octets_match_cgm_status_layout(octets: tuple[int, int, int]) -> None:
+    """GSS: CGM Status's 24-bit field is "identical to the structure of the combined Status
+    fields" of the measurement, so three present octets read the same in both."""
+    raw = bytes(octets)
+    measurement = cgm.parse_measurements(b"\x09\xe0\x78\x00\x05\x00" + raw, e2e_crc=False)[0]
+    status = cgm.parse_status(b"\x05\x00" + raw, e2e_crc=False)
+    assert measurement.sensor_status == status.status
 
 
 def test_wrong_crc_raises_crc_error() -> None:
@@ -261,8 +271,10 @@ def test_feature_e2e_flag_and_crc_check() -> None:
     assert cgm.parse_feature(bytes.fromhex("00900159c45c")).e2e_crc_supported
     with pytest.raises(CgmCrcError):
         cgm.parse_feature(bytes.fromhex("00900159c45d"))
-    # Without E2E-CRC support the field is not checked.
-    assert not cgm.parse_feature(bytes.fromhex("0080015912ab")).e2e_crc_supported
+    # Without E2E-CRC support the field "shall be set to 0xFFFF".
+    assert not cgm.parse_feature(bytes.fromhex("00800159ffff")).e2e_crc_supported
+    with pytest.raises(ParseError, match="0xFFFF"):
+        cgm.parse_feature(bytes.fromhex("0080015912ab"))
 
 
 @pytest.mark.parametrize("hex_data", ["", "008001", "00800159ff", "00800159ffff00"])
