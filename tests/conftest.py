@@ -19,6 +19,8 @@ import pytest
 
 from tests.support import servers as srv
 
+pytest_plugins = ["vitalgate.firmware_sim.pytest_plugin"]
+
 logging.getLogger("bumble").setLevel(logging.ERROR)
 
 
