@@ -262,6 +262,10 @@ class InfluxDB1(Server):
             raise ServerError(f"influxdb CREATE DATABASE failed: {status} {body!r}")
 
 
+#: Servers started by start_all in this process, so stop_all can reap their Popen objects.
+_STARTED: list[Server] = []
+
+
 def start_all(root: Path) -> dict[str, Any]:
     servers: dict[str, Server] = {
         "mosquitto": Mosquitto(data_dir=root / "mosquitto"),
@@ -284,6 +288,7 @@ def start_all(root: Path) -> dict[str, Any]:
             flush=True,
         )
         state[key] = {"url": srv.url, "pid": srv.pid, "port": srv.port}
+    _STARTED.extend(servers.values())
     return state
 
 
@@ -308,6 +313,12 @@ def stop_all(state: dict[str, Any]) -> None:
         else:
             os.killpg(pid, signal.SIGKILL)
         print(f"[servers] stopped {key} pid={pid}", flush=True)
+    for srv in list(_STARTED):  # reap the children this process started (no zombie, no warning)
+        if srv.proc is not None and srv.proc.pid in {
+            int(i["pid"]) for i in state.values() if isinstance(i, dict)
+        }:
+            srv.stop()
+            _STARTED.remove(srv)
     shutil.rmtree(state.get("root", ""), ignore_errors=True)
 
 
