@@ -100,6 +100,10 @@ class Server:
         if not self.port:
             self.port = free_port()
 
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
     def command(self) -> list[str]:
         raise NotImplementedError
 
