@@ -1,0 +1,172 @@
+"""Driver dataclasses -> readings: patient by user ID, device flags, contexts, time, the sink."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from vitalgate.drivers import blood_pressure as bp
+from vitalgate.drivers import glucose as glc
+from vitalgate.drivers import heart_rate as hrc
+from vitalgate.gateway.kinds import DeviceKind
+from vitalgate.gateway.link import Backoff
+from vitalgate.gateway.pipeline import Pipeline, ReadingBuilder, Rejected
+from vitalgate.gateway.registry import DeviceRecord
+from vitalgate.gateway.status import format_status, status_to_json
+from vitalgate.gateway.timefix import TimeFixer
+from vitalgate.readings import (
+    BloodPressureReading,
+    GlucoseReading,
+    HeartRateReading,
+    Meal,
+    QualityFlag,
+    Reading,
+)
+
+TZ = ZoneInfo("Europe/Berlin")
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def record(
+    kind: DeviceKind, patient: str | None, users: dict[int, str] | None = None
+) -> DeviceRecord:
+    return DeviceRecord(
+        address="AA:BB:CC:DD:EE:01",
+        kind=kind,
+        patient_id=patient,
+        manufacturer="Acme",
+        model="M1",
+        serial="S1",
+        user_patients=MappingProxyType(users or {}),
+    )
+
+
+def builder(rec: DeviceRecord) -> ReadingBuilder:
+    return ReadingBuilder(rec, TimeFixer(tz=TZ, check=None, anchor=None, tolerance_s=1.0))
+
+
+def test_blood_pressure_by_user_and_status() -> None:
+    b = builder(record(DeviceKind.BLOOD_PRESSURE, None, {1: "p-anna", 2: "p-ben"}))
+    m = bp.BloodPressureMeasurement(
+        unit=bp.PressureUnit.MMHG,
+        systolic_as_sent=128.0,
+        diastolic_as_sent=82.0,
+        mean_arterial_pressure_as_sent=97.0,
+        timestamp=datetime(2026, 11, 25, 8, 30),
+        pulse_rate_bpm=64.0,
+        user_id=2,
+        status=bp.BloodPressureStatus(irregular_pulse=True),
+    )
+    r = b.blood_pressure(m, NOW)
+    assert isinstance(r, BloodPressureReading)
+    assert r.patient_id == "p-ben"
+    assert r.measured_at == datetime(2026, 11, 25, 7, 30, tzinfo=UTC)
+    assert r.device_time == datetime(2026, 11, 25, 8, 30)
+    assert r.received_at == NOW
+    assert r.flags == {QualityFlag.IRREGULAR_PULSE}
+    assert r.device.key == "Acme|M1|S1"
+    # The same record again (a re-sent memory) is the same reading.
+    assert b.blood_pressure(m, NOW + timedelta(hours=1)).reading_id == r.reading_id  # type: ignore[union-attr]
+    unknown = b.blood_pressure(
+        bp.BloodPressureMeasurement(
+            unit=bp.PressureUnit.MMHG,
+            systolic_as_sent=120.0,
+            diastolic_as_sent=80.0,
+            mean_arterial_pressure_as_sent=93.0,
+            user_id=7,
+        ),
+        NOW,
+    )
+    assert isinstance(unknown, Rejected)
+    assert "120" not in unknown.reason  # no values in reasons
+
+
+def test_glucose_context_and_control_solution() -> None:
+    b = builder(record(DeviceKind.GLUCOSE, "p-anna"))
+    m = glc.GlucoseMeasurement(
+        sequence_number=7,
+        base_time=datetime(2026, 11, 25, 7, 0),
+        time_offset_min=5,
+        concentration_as_sent=0.00110,
+        concentration_unit=glc.ConcentrationUnit.KG_PER_L,
+        sample_type=glc.SampleType.CONTROL_SOLUTION,
+        sample_location=glc.SampleLocation(4),
+        context_follows=True,
+    )
+    ctx = glc.GlucoseMeasurementContext(sequence_number=7, meal=glc.MealCode.FASTING)
+    r = b.glucose(m, ctx, NOW)
+    assert isinstance(r, GlucoseReading)
+    assert r.sequence_number == 7 and r.meal is Meal.FASTING
+    assert r.device_time == datetime(2026, 11, 25, 7, 5)
+    assert math.isclose(r.glucose_mg_dl, 110.0)
+    assert QualityFlag.CONTROL_SOLUTION in r.flags and not r.is_clinical
+    with pytest.raises(ValueError):
+        b.glucose(m, glc.GlucoseMeasurementContext(sequence_number=8), NOW)
+
+
+def test_heart_rate_live_ids_are_unique() -> None:
+    b = builder(record(DeviceKind.HEART_RATE, "p-anna"))
+    m = hrc.HeartRateMeasurement(heart_rate_bpm=70, sensor_contact=False)
+    ids = set()
+    for _ in range(100):
+        r = b.heart_rate(m, NOW)
+        assert isinstance(r, HeartRateReading)
+        assert r.flags == {QualityFlag.NO_DEVICE_TIME, QualityFlag.NO_SENSOR_CONTACT}
+        ids.add(r.reading_id)
+    assert len(ids) == 100
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.seen: dict[str, Reading] = {}
+
+    def add(self, readings: Sequence[Reading]) -> int:
+        added = 0
+        for r in readings:
+            if r.reading_id not in self.seen:
+                self.seen[r.reading_id] = r
+                added += 1
+        return added
+
+
+async def test_pipeline_checks_and_counts_duplicates() -> None:
+    b = builder(record(DeviceKind.BLOOD_PRESSURE, "p-anna"))
+    m = bp.BloodPressureMeasurement(
+        unit=bp.PressureUnit.MMHG,
+        systolic_as_sent=80.0,
+        diastolic_as_sent=120.0,
+        mean_arterial_pressure_as_sent=100.0,
+        timestamp=datetime(2026, 11, 25, 8, 0),
+    )
+    r = b.blood_pressure(m, NOW)
+    assert isinstance(r, BloodPressureReading)
+    sink = _Sink()
+    pipeline = Pipeline(sink)
+    out = await pipeline.deliver([r, r])
+    assert (out.offered, out.added) == (2, 1)
+    (stored,) = sink.seen.values()
+    assert QualityFlag.IMPLAUSIBLE in stored.flags  # systolic below diastolic
+    assert (await pipeline.deliver([])).offered == 0
+
+
+def test_backoff_has_full_jitter_and_a_cap() -> None:
+    backoff = Backoff(initial_s=0.5, max_s=4.0, attempts=5)
+    rng = random.Random(1)
+    for attempt in range(10):
+        d = backoff.delay_s(attempt, rng)
+        assert 0.0 <= d <= min(4.0, 0.5 * 2**attempt)
+
+
+def test_status_output_has_no_values_and_shows_errors() -> None:
+    rec = record(DeviceKind.BLOOD_PRESSURE, None, {1: "p-anna"})
+    text = format_status([rec], NOW)
+    assert "AA:BB:CC:DD:EE:01" in text and "user 1: p-anna" in text and "never" in text
+    assert format_status([], NOW).startswith("no devices")
+    (row,) = status_to_json([rec])
+    assert row["kind"] == "blood_pressure" and row["user_patients"] == {"1": "p-anna"}

@@ -1,0 +1,253 @@
+"""``vitalgate run``: watch for registered devices, sync them when they advertise, publish.
+
+Structure (one :class:`asyncio.TaskGroup`):
+
+* the **scanner** listens to advertisements; a registered device that advertises and is due
+  (not being served, past its reconnect time) is queued for service. The queue is bounded
+  (``_WANTED_MAX``); when it is full an advertisement is ignored -- the device advertises again.
+* the **dispatcher** starts one supervised task per queued device; the connection cap
+  (``limits.max_concurrent_connections``) is a semaphore inside :func:`~.link.connect`.
+* each device task is wrapped by the **supervisor** (:meth:`Daemon._supervise`): any error
+  a device causes is logged (without health data), counted, written to the registry as the
+  device's last error, and the device is retried later with exponential backoff and jitter.
+  One misbehaving device never stops the others or the daemon.
+* the **publisher** (``vitalgate.cloud_sync``), when given, runs alongside and drains the outbox
+  to MQTT. BLE sessions never wait on it: they only write to the outbox.
+* a **refresher** reloads the registry every ``_REFRESH_S`` seconds so devices paired while the
+  daemon runs are picked up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bleak import BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
+
+from vitalgate.errors import DeviceError, VitalgateError
+from vitalgate.gateway.config import GatewayConfig
+from vitalgate.gateway.kinds import SERVICE_KINDS
+from vitalgate.gateway.link import Backoff, TransientDeviceError
+from vitalgate.gateway.pipeline import Pipeline
+from vitalgate.gateway.registry import DeviceRecord, DeviceRegistry
+from vitalgate.gateway.runner import GatewayContext, reconnect_delay, sync_device
+from vitalgate.gateway.timefix import GatewayClock
+
+__all__ = ["Daemon", "DaemonStats", "DeviceStats"]
+
+_log = logging.getLogger(__name__)
+
+_WANTED_MAX = 64
+_REFRESH_S = 10.0
+
+
+@dataclass(slots=True)
+class DeviceStats:
+    """Per-device counters kept by the supervisor (no health values)."""
+
+    syncs: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    readings_offered: int = 0
+    readings_added: int = 0
+    rejected: int = 0
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class DaemonStats:
+    devices: dict[str, DeviceStats] = field(default_factory=dict)
+    advertisements: int = 0
+    ignored_queue_full: int = 0
+    unexpected_errors: int = 0
+
+    def of(self, address: str) -> DeviceStats:
+        return self.devices.setdefault(address, DeviceStats())
+
+
+class Daemon:
+    """The gateway's long-running service. Call :meth:`run` with a stop event."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        registry: DeviceRegistry,
+        pipeline: Pipeline,
+        *,
+        clock: GatewayClock,
+        publisher: Callable[[], Awaitable[None]] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._registry = registry
+        self._pipeline = pipeline
+        self._clock = clock
+        self._publisher = publisher
+        self._rng = rng if rng is not None else random.Random()
+        self._records: dict[str, DeviceRecord] = {}
+        self._busy: set[str] = set()
+        self._not_before: dict[str, datetime] = {}
+        self._wanted: asyncio.Queue[tuple[BLEDevice, DeviceRecord]] = asyncio.Queue(_WANTED_MAX)
+        self.stats = DaemonStats()
+        self.idle = asyncio.Event()  # set whenever no device is being served (for tests)
+
+    async def _refresh(self) -> None:
+        records = await asyncio.to_thread(self._registry.devices)
+        self._records = {r.address.upper(): r for r in records}
+
+    def _on_advertisement(self, device: BLEDevice, adv: AdvertisementData) -> None:
+        self.stats.advertisements += 1
+        address = device.address.upper()
+        record = self._records.get(address)
+        if record is None or address in self._busy:
+            return
+        not_before = self._not_before.get(address)
+        if not_before is not None and self._clock.now() < not_before:
+            return
+        try:
+            self._wanted.put_nowait((device, record))
+        except asyncio.QueueFull:
+            self.stats.ignored_queue_full += 1
+            return
+        self._busy.add(address)
+        self.idle.clear()
+
+    async def _supervise(
+        self, ctx: GatewayContext, device: BLEDevice, record: DeviceRecord
+    ) -> None:
+        """Run one device's sync; whatever it raises is logged, counted and recorded."""
+        address = record.address.upper()
+        stats = self.stats.of(address)
+        try:
+            # Re-read the record: the sync point may have moved since it was queued.
+            fresh = await asyncio.to_thread(self._registry.find, address)
+            if fresh is None:
+                return  # removed meanwhile
+            result = await sync_device(ctx, device, fresh)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the top-level supervisor: one device must not stop others
+            stats.failures += 1
+            stats.consecutive_failures += 1
+            reason = str(exc) or type(exc).__name__
+            if not isinstance(exc, VitalgateError):
+                self.stats.unexpected_errors += 1
+                _log.exception("%s: unexpected error in device session", address)
+            else:
+                _log.warning("%s: sync failed: %s", address, reason)
+            stats.last_error = reason
+            await self._record_error(address, reason)
+            backoff = Backoff(
+                self._config.limits.backoff_initial_s,
+                self._config.limits.backoff_max_s,
+                attempts=1,
+            )
+            delay_s = backoff.delay_s(min(stats.consecutive_failures, 16), self._rng)
+            if isinstance(exc, TransientDeviceError):
+                delay_s = min(delay_s, self._config.limits.backoff_max_s)
+            self._not_before[address] = self._clock.now() + timedelta(seconds=delay_s)
+        else:
+            stats.syncs += 1
+            stats.consecutive_failures = 0
+            stats.readings_offered += result.offered
+            stats.readings_added += result.added
+            stats.rejected += len(result.rejected)
+            problem = result.problem
+            if problem is not None:
+                stats.last_error = problem
+                await self._record_error(address, problem)
+            elif fresh.last_error is not None:
+                await asyncio.to_thread(self._registry.clear_error, address)
+            self._not_before[address] = self._clock.now() + reconnect_delay(ctx, record.kind)
+            _log.info("%s: synced (%d new readings)", address, result.added)
+        finally:
+            self._busy.discard(address)
+            if not self._busy:
+                self.idle.set()
+
+    async def _record_error(self, address: str, reason: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self._registry.record_error, address, reason, at=self._clock.now()
+            )
+        except DeviceError:
+            pass
+        except Exception:  # the registry failing must not take the supervisor down
+            self.stats.unexpected_errors += 1
+            _log.exception("%s: could not record the error in the registry", address)
+
+    async def _dispatch(self, ctx: GatewayContext, tg: asyncio.TaskGroup) -> None:
+        while True:
+            device, record = await self._wanted.get()
+            tg.create_task(self._supervise(ctx, device, record), name=f"device-{record.address}")
+
+    async def _refresher(self) -> None:
+        while True:
+            await asyncio.sleep(_REFRESH_S)
+            try:
+                await self._refresh()
+            except Exception:  # keep the last good list; the next refresh retries
+                self.stats.unexpected_errors += 1
+                _log.exception("reloading the device registry failed")
+
+    async def _run_publisher(self) -> None:
+        """The publisher, restarted after a failure (it must not take device service down)."""
+        assert self._publisher is not None
+        failures = 0
+        while True:
+            try:
+                await self._publisher()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # supervisor: log, count, restart with backoff
+                failures += 1
+                self.stats.unexpected_errors += 1
+                _log.exception("publisher failed; restarting")
+                await asyncio.sleep(min(60.0, 2.0**failures) * self._rng.uniform(0.5, 1.0))
+
+    async def _scan(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with BleakScanner(self._on_advertisement, service_uuids=list(SERVICE_KINDS)):
+                    await stop.wait()
+            except BleakError as exc:
+                _log.warning("scanner failed, restarting in 5 s: %s", exc)
+                try:
+                    async with asyncio.timeout(5.0):
+                        await stop.wait()
+                except TimeoutError:
+                    continue
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve devices until ``stop`` is set; then finish running sessions and return."""
+        await self._refresh()
+        self.idle.set()
+        ctx = GatewayContext(
+            config=self._config,
+            registry=self._registry,
+            pipeline=self._pipeline,
+            clock=self._clock,
+            limiter=asyncio.Semaphore(self._config.limits.max_concurrent_connections),
+            rng=self._rng,
+            stop=stop,
+        )
+        _log.info("gateway %s serving %d device(s)", self._config.gateway_id, len(self._records))
+        async with asyncio.TaskGroup() as tg:
+            background = [
+                tg.create_task(self._dispatch(ctx, tg), name="dispatch"),
+                tg.create_task(self._refresher(), name="refresher"),
+            ]
+            if self._publisher is not None:
+                background.append(tg.create_task(self._run_publisher(), name="publisher"))
+            await self._scan(stop)
+            for task in background:
+                task.cancel()
+        _log.info("gateway %s stopped", self._config.gateway_id)

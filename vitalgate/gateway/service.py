@@ -1,0 +1,40 @@
+"""Wiring the daemon to ``vitalgate.cloud_sync``: the outbox it writes, the publisher it runs.
+
+Kept apart so the gateway's BLE side depends on the outbox only through the small
+:class:`~vitalgate.gateway.pipeline.ReadingSink` contract (``add(readings) -> int``, durable on
+return, idempotent by reading id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from vitalgate.cloud_sync.outbox import Outbox
+from vitalgate.cloud_sync.publisher import Publisher
+from vitalgate.gateway.config import GatewayConfig
+
+__all__ = ["close_outbox", "open_outbox", "publisher_for"]
+
+
+def open_outbox(config: GatewayConfig) -> Outbox:
+    """The durable outbox under the state directory, with the configured disk budget.
+
+    Full policy "refuse": a full outbox refuses a whole batch (``OutboxFullError``), the
+    session's sync point stays, and the device keeps its records until there is room.
+    """
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Outbox(config.outbox_path, max_bytes=config.limits.outbox_max_bytes)
+
+
+def close_outbox(outbox: Outbox) -> None:
+    outbox.close()
+
+
+def publisher_for(config: GatewayConfig, outbox: Outbox) -> Callable[[], Awaitable[None]]:
+    """A factory of the publisher's run coroutine (MQTT settings from the gateway config)."""
+    publisher = Publisher(config.broker, outbox)
+
+    async def run() -> None:
+        await publisher.run()
+
+    return run
