@@ -128,6 +128,10 @@ def _completed(
     batch: Batch,
     fut: asyncio.Future[None],
 ) -> None:
+    if not fut.cancelled():
+        # Mark a failure as retrieved now: the ack loop may already have stopped on an earlier
+        # failure, and the batch is released back to pending either way.
+        fut.exception()
     done.put_nowait((batch, fut))  # bounded by the window: each entry holds a slot
 
 
