@@ -4,9 +4,12 @@ One :class:`IngestWorker` is one MQTT 5 client on the shared subscription
 ``$share/<group>/vitalgate/v1/+/readings/+``: the broker splits the messages among the N workers
 of a group. Per message the worker
 
-1. validates the payload against its topic with :func:`schema.decode_batch` (the gateway in the
-   topic must equal the payload's; with ``identity_property`` set, also the authenticated
-   client the broker names in that MQTT 5 user property);
+1. validates the payload against its topic (the gateway in the topic must equal the payload's;
+   with ``identity_property`` set, also the authenticated client the broker names in that MQTT 5
+   user property). For a store that takes line protocol (:class:`LineProtocolStore`: InfluxDB
+   1.x, 2.x/3.x, VictoriaMetrics) :func:`schema.decode_batch_lines` validates and formats the
+   message in one pass, on the event loop, and the write thread only joins the bodies and POSTs
+   them; any other store (SQLite) gets :func:`schema.decode_batch`'s StoredReading objects;
 2. appends its readings to the current batch (a message is never split between batches);
    a batch is written when it holds ``batch_max_readings`` readings (5,000 by default: one
    HTTP write) or its first message is ``linger_s`` old;
@@ -74,6 +77,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from vitalgate.cloud_sync import schema
 from vitalgate.cloud_sync.store import ReadingStore, StoredReading
 from vitalgate.cloud_sync.stores.base import StoreRejectedError
+from vitalgate.cloud_sync.stores.lineprotocol import LineProtocolFormatter, LineProtocolStore
 from vitalgate.errors import ConfigError, SchemaError, StoreError
 
 __all__ = ["BrokerConfig", "IngestStats", "IngestWorker", "parse_broker_url"]
@@ -150,11 +154,15 @@ class IngestStats:
 
 @dataclass(slots=True)
 class _Message:
+    """A validated message waiting for its batch: its lines (line-protocol stores) or readings."""
+
     mid: int
     epoch: int
     topic: str
     payload: bytes
-    readings: list[StoredReading]
+    count: int
+    lines: bytes = b""
+    readings: list[StoredReading] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -167,13 +175,7 @@ class _Batch:
         if not self.messages:
             self.started = time.monotonic()
         self.messages.append(msg)
-        self.n_readings += len(msg.readings)
-
-    def readings(self) -> list[StoredReading]:
-        out: list[StoredReading] = []
-        for m in self.messages:
-            out.extend(m.readings)
-        return out
+        self.n_readings += msg.count
 
 
 _SAFE_GATEWAY = "_invalid_"
@@ -240,6 +242,11 @@ class IngestWorker:
         self.identity_property = identity_property
         self.drain_timeout_s = drain_timeout_s
         self.stats = IngestStats()
+        # A store that takes line protocol gets each message validated and formatted in one
+        # pass (schema.decode_batch_lines); any other store gets StoredReading objects.
+        self._formatter: LineProtocolFormatter | None = (
+            store.line_formatter if isinstance(store, LineProtocolStore) else None
+        )
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
@@ -556,20 +563,32 @@ class IngestWorker:
         topic = msg.topic
         payload = bytes(msg.payload)
         client_gateway: str | None = None
+        formatter = self._formatter
         try:
             if self.identity_property is not None:
                 client_gateway = self._identity(msg)
-            readings = schema.decode_batch(topic, payload, client_gateway_id=client_gateway)
+            if formatter is not None:
+                lines, count = schema.decode_batch_lines(
+                    topic, payload, formatter, client_gateway_id=client_gateway
+                )
+                message = _Message(msg.mid, self._epoch, topic, payload, count, lines)
+            else:
+                readings = schema.decode_batch(topic, payload, client_gateway_id=client_gateway)
+                count = len(readings)
+                message = _Message(msg.mid, self._epoch, topic, payload, count, readings=readings)
         except SchemaError as exc:
             self._dead_letter(topic, payload, str(exc), msg.mid, msg.qos)
+            return
+        except StoreRejectedError as exc:  # a value line protocol cannot represent
+            self._dead_letter(topic, payload, f"store refused: {exc}", msg.mid, msg.qos)
             return
         except Exception as exc:  # the supervisor of one message: count it, keep the payload
             log.exception("ingest %s: unexpected error decoding a message", self.client_id)
             self._dead_letter(topic, payload, f"internal error: {exc!r}", msg.mid, msg.qos)
             return
-        self.stats.received_readings += len(readings)
-        self._current.add(_Message(msg.mid, self._epoch, topic, payload, readings))
-        self._pending_readings += len(readings)
+        self.stats.received_readings += count
+        self._current.add(message)
+        self._pending_readings += count
         if self._current.n_readings >= self.batch_max_readings:
             self._seal()
         elif len(self._current.messages) == 1:
@@ -669,9 +688,8 @@ class IngestWorker:
                 self._resume_reading()
 
     async def _write_batch(self, batch: _Batch) -> None:
-        readings = batch.readings()
         try:
-            await self._write_with_retry(readings)
+            await self._write_with_retry(batch.messages)
         except StoreRejectedError as exc:
             log.warning(
                 "ingest %s: store refused a batch (%s); writing it message by message",
@@ -681,7 +699,7 @@ class IngestWorker:
             kept: list[_Message] = []
             for m in batch.messages:
                 try:
-                    await self._write_with_retry(m.readings)
+                    await self._write_with_retry([m])
                     kept.append(m)
                 except StoreRejectedError as one:
                     self._dead_letter(
@@ -691,11 +709,22 @@ class IngestWorker:
             return
         self.stats.written_batches += 1
 
-    async def _write_with_retry(self, readings: list[StoredReading]) -> None:
+    def _write_messages(self, messages: list[_Message]) -> None:
+        """One store write of the messages' readings (runs in a worker thread)."""
+        if self._formatter is not None:
+            store: LineProtocolStore = self.store  # type: ignore[assignment]
+            store.write_lines(b"\n".join([m.lines for m in messages]))
+        else:
+            readings: list[StoredReading] = []
+            for m in messages:
+                readings.extend(m.readings)
+            self.store.write(readings)
+
+    async def _write_with_retry(self, messages: list[_Message]) -> None:
         delay = self.retry_initial_s
         while True:
             try:
-                await asyncio.to_thread(self.store.write, readings)
+                await asyncio.to_thread(self._write_messages, messages)
             except StoreRejectedError:
                 raise
             except StoreError as exc:
@@ -713,5 +742,5 @@ class IngestWorker:
                     await asyncio.wait_for(self._give_up.wait(), delay)
                 delay = min(delay * 2, self.retry_max_s) * random.uniform(0.8, 1.2)
                 continue
-            self.stats.written_readings += len(readings)
+            self.stats.written_readings += sum(m.count for m in messages)
             return

@@ -27,13 +27,13 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, fields
-from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
 
 from vitalgate.cloud_sync.store import StoredReading
-from vitalgate.errors import SchemaError
+from vitalgate.errors import SchemaError, StoreError
 from vitalgate.readings import (
     READING_TYPES,
     DeviceIdentity,
@@ -42,6 +42,9 @@ from vitalgate.readings import (
     Reading,
     ReadingKind,
 )
+
+if TYPE_CHECKING:
+    from vitalgate.cloud_sync.stores.lineprotocol import LineProtocolFormatter
 
 __all__ = [
     "ALERT_SCHEMA",
@@ -57,6 +60,7 @@ __all__ = [
     "StatusState",
     "check_gateway_id",
     "decode_batch",
+    "decode_batch_lines",
     "decode_payload",
     "decode_status",
     "encode_alert",
@@ -686,6 +690,8 @@ assert StoredReading.__slots__ == (
     "flags",
 )
 _EMPTY_FLAGS: Final[frozenset[str]] = frozenset()
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US: Final = timedelta(microseconds=1)
 
 
 def _decode_readings(
@@ -874,6 +880,16 @@ def decode_payload(
             raise SchemaError(f"payload is not valid UTF-8 JSON: {exc}") from None
     else:
         obj = payload
+    return _check_envelope(obj)
+
+
+def _check_envelope(obj: object) -> tuple[str, ReadingKind, list[StoredReading]]:
+    gateway_id, kind, readings = _check_envelope_only(obj)
+    return gateway_id, kind, _decode_readings(readings, kind, gateway_id)
+
+
+def _check_envelope_only(obj: object) -> tuple[str, ReadingKind, list[Any]]:
+    """The envelope checks of decode_payload: ``(gateway_id, kind, raw reading dicts)``."""
     if type(obj) is not dict:
         raise SchemaError("payload: must be a JSON object")
     if obj.keys() != _BATCH_KEYS:
@@ -897,7 +913,7 @@ def decode_payload(
         raise SchemaError("readings: must be a non-empty array")
     if len(readings) > MAX_READINGS_PER_MESSAGE:
         raise SchemaError(f"readings: at most {MAX_READINGS_PER_MESSAGE} per message")
-    return gateway_id, kind, _decode_readings(readings, kind, gateway_id)
+    return gateway_id, kind, readings
 
 
 def decode_batch(
@@ -925,6 +941,186 @@ def decode_batch(
     if kind is not topic_kind:
         raise SchemaError(f"kind: payload says {kind!r}, topic says {topic_kind!r}")
     return readings
+
+
+class _FallbackError(Exception):
+    """Internal: the fast path met something it does not handle; use the reference path."""
+
+
+#: What makes decode_batch_lines leave its fast path for the reference path (decode_batch and
+#: the formatter), which then raises the precise error or formats the unusual reading.
+_FALLBACK_ERRORS: Final = (
+    _FallbackError,
+    SchemaError,
+    StoreError,
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+)
+
+
+def decode_batch_lines(
+    topic: str,
+    payload: bytes | bytearray | memoryview | str,
+    formatter: LineProtocolFormatter,
+    *,
+    client_gateway_id: str | None = None,
+) -> tuple[bytes, int]:
+    """Validate a readings message and format it as line protocol in one pass (the ingest's path).
+
+    Returns ``(body, count)``: the message's readings as newline-separated lines (no trailing
+    newline) and how many there are. It accepts and rejects exactly what :func:`decode_batch`
+    does, raising the same SchemaError, and the body equals
+    ``formatter.body(decode_batch(topic, payload, ...))`` (LineProtocolError included, for a
+    value line protocol cannot represent); a property test checks both. It builds no
+    StoredReading objects: the common shape of a reading is checked and formatted inline, and
+    anything else (an integer value, a device time with microseconds, a new device...) is
+    handed to the reference path for that message.
+    """
+    try:
+        return _fast_lines(topic, payload, formatter, client_gateway_id)
+    except _FALLBACK_ERRORS:
+        pass
+    readings = decode_batch(topic, payload, client_gateway_id=client_gateway_id)
+    return formatter.body(readings), len(readings)
+
+
+def _fast_lines(
+    topic: str,
+    payload: bytes | bytearray | memoryview | str,
+    formatter: LineProtocolFormatter,
+    client_gateway_id: str | None,
+) -> tuple[bytes, int]:
+    topic_gateway, channel, topic_kind = parse_topic(topic)
+    if channel != "readings":
+        raise _FallbackError
+    if client_gateway_id is not None and client_gateway_id != topic_gateway:
+        raise _FallbackError
+    gateway_id, kind, readings = _check_envelope_only(orjson.loads(payload))
+    if gateway_id != topic_gateway or kind is not topic_kind:
+        raise _FallbackError
+    value_fields = _VALUE_FIELDS[kind]
+    prefixes = {name: formatter.field_prefix(name) for name in value_fields}
+    attr_checks = _ATTR_CHECKS[kind]
+    required_attrs = _REQUIRED_ATTRS.get(kind, frozenset())
+    flag_values = _FLAG_VALUES
+    hex_digits = "0123456789abcdef"  # stripping them leaves "" iff [0-9a-f]{32}
+    id_match = _ID_CHARS_RE.fullmatch
+    fromiso = _fromiso
+    utc = UTC
+    epoch, one_us = _EPOCH, _ONE_US
+    max_float = _MAX_FLOAT
+    mask_of = formatter.flags_mask
+    with_id = formatter.include_reading_id
+    field_texts = {name: formatter.field_text_cache(name) for name in value_fields}
+    ok_patients: set[str] = set()
+    ok_devices: dict[str, dict[str, Any]] = {}
+    tag_sets: dict[tuple[str, str], str] = {}
+    out: list[str] = []
+    append = out.append
+    for r in readings:
+        if type(r) is not dict or len(r) != 10:
+            raise _FallbackError
+        rid = r["reading_id"]
+        pid = r["patient_id"]
+        dev = r["device"]
+        m = r["measured_at"]
+        rec = r["received_at"]
+        dt = r["device_time"]
+        seq = r["sequence_number"]
+        vals = r["values"]
+        fl = r["flags"]
+        attrs = r["attributes"]
+        if type(rid) is not str or len(rid) != 32 or rid.strip(hex_digits):
+            raise _FallbackError
+        if type(pid) is not str or pid not in ok_patients:
+            if type(pid) is not str or id_match(pid) is None:
+                raise _FallbackError
+            ok_patients.add(pid)
+        if type(dev) is not dict:
+            raise _FallbackError
+        dev_id = dev["id"]
+        known = ok_devices.get(dev_id)
+        if known is None or known != dev:
+            dev_id = _check_device(dev, "")
+            ok_devices[dev_id] = dev
+        if not (
+            type(m) is str
+            and len(m) == 27
+            and m[26] == "Z"
+            and m[4:20:3] == "--T::."
+            and m.isascii()
+        ):
+            raise _FallbackError
+        measured_at = fromiso(m)
+        if measured_at.tzinfo is not utc:  # pragma: no cover - excluded by the shape check
+            raise _FallbackError
+        if not (
+            type(rec) is str
+            and len(rec) == 27
+            and rec[26] == "Z"
+            and rec[4:20:3] == "--T::."
+            and rec.isascii()
+        ):
+            raise _FallbackError
+        if fromiso(rec).tzinfo is not utc:  # pragma: no cover - excluded by the shape check
+            raise _FallbackError
+        if dt is not None and not (
+            type(dt) is str
+            and len(dt) == 19
+            and dt[4:17:3] == "--T::"
+            and dt.isascii()
+            and fromiso(dt).tzinfo is None
+        ):
+            _parse_local(dt, "")
+        if seq is not None and (type(seq) is not int or seq < 0):
+            raise _FallbackError
+        if type(vals) is not dict:
+            raise _FallbackError
+        fields: list[str] = []
+        for name, v in vals.items():
+            if type(v) is not float:
+                raise _FallbackError
+            cache = field_texts[name]  # KeyError (-> reference path) for a foreign name
+            text = cache.get(v)
+            if text is None:
+                if not -max_float <= v <= max_float:
+                    raise _FallbackError
+                text = prefixes[name] + repr(v)
+                if v:  # 0.0 == -0.0: zeros are never cached
+                    cache[v] = text
+            fields.append(text)
+        if type(fl) is not list:
+            raise _FallbackError
+        if fl:
+            flags = frozenset(fl)
+            if not flags <= flag_values or len(flags) != len(fl):
+                raise _FallbackError
+            mask = mask_of(flags)
+        else:
+            mask = 0
+        if type(attrs) is not dict:
+            raise _FallbackError
+        for name, v in attrs.items():
+            if attr_checks[name](v) is not None:
+                raise _FallbackError
+        if required_attrs and not required_attrs <= attrs.keys():
+            raise _FallbackError
+        tag_set = tag_sets.get((pid, dev_id))
+        if tag_set is None:
+            tag_set = tag_sets[pid, dev_id] = formatter.tag_set(kind, dev_id, gateway_id, pid)
+        ns = (measured_at - epoch) // one_us * 1000
+        if with_id:
+            if fields:
+                append(f'{tag_set} {",".join(fields)},flags={mask}i,reading_id="{rid}" {ns}')
+            else:
+                append(f'{tag_set} flags={mask}i,reading_id="{rid}" {ns}')
+        elif fields:
+            append(f"{tag_set} {','.join(fields)},flags={mask}i {ns}")
+        else:
+            append(f"{tag_set} flags={mask}i {ns}")
+    return "\n".join(out).encode(), len(out)
 
 
 # ---------------------------------------------------------------------------------------------

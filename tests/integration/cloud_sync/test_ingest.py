@@ -83,7 +83,7 @@ def vm_keys(vm_url: str, patient_prefix: str) -> list[tuple[str, str, str, int]]
     q = urllib.parse.urlencode({"match[]": selector, "start": "0"})
     with urllib.request.urlopen(f"{vm_url}/api/v1/export?{q}", timeout=30) as resp:
         body = resp.read()
-    keys = []
+    keys: list[tuple[str, str, str, int]] = []
     for line in body.splitlines():
         if line.strip():
             doc = orjson.loads(line)
@@ -98,7 +98,7 @@ def influx_ids(influx_url: str, patient_prefix: str) -> list[str]:
     params = urllib.parse.urlencode({"db": "vitalgate", "q": q, "chunked": "true"})
     with urllib.request.urlopen(f"{influx_url}/query?{params}", timeout=60) as resp:
         body = resp.read()
-    ids = []
+    ids: list[str] = []
     for chunk in body.splitlines():
         for result in orjson.loads(chunk).get("results", ()):
             for s in result.get("series", ()):
@@ -257,7 +257,7 @@ async def test_invalid_payloads_are_dead_lettered_with_the_reason(
     forged = schema.encode_batch("gw-a", "blood_pressure", [_bp("gw-a", 2)])
 
     def ident(who: str) -> Properties:
-        p = Properties(PacketTypes.PUBLISH)
+        p = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         p.UserProperty = [("vitalgate-client", who)]
         return p
 

@@ -59,6 +59,11 @@ class Influx1Store:
     def __repr__(self) -> str:
         return f"Influx1Store({self._http.base_url!r}, {self.database!r})"
 
+    @property
+    def line_formatter(self) -> LineProtocolFormatter:
+        """The formatter of this store's lines (for :meth:`write_lines` callers)."""
+        return self._formatter
+
     def write(self, readings: Sequence[StoredReading]) -> None:
         if not readings:
             return

@@ -206,6 +206,11 @@ class Influx2Store:
     def __repr__(self) -> str:
         return f"Influx2Store({self.url!r}, bucket={self.bucket!r}, read={self.read_path!r})"
 
+    @property
+    def line_formatter(self) -> LineProtocolFormatter:
+        """The formatter of this store's lines (for :meth:`write_lines` callers)."""
+        return self._formatter
+
     def write(self, readings: Sequence[StoredReading]) -> None:
         if not readings:
             return

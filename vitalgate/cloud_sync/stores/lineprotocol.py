@@ -30,6 +30,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 from vitalgate.cloud_sync.store import StoredReading
 from vitalgate.cloud_sync.stores.base import StoreRejectedError, datetime_to_ns
@@ -37,6 +38,7 @@ from vitalgate.cloud_sync.stores.base import StoreRejectedError, datetime_to_ns
 __all__ = [
     "LineProtocolError",
     "LineProtocolFormatter",
+    "LineProtocolStore",
     "datetime_to_ns",
     "escape_field_key",
     "escape_measurement",
@@ -134,6 +136,7 @@ class LineProtocolFormatter:
 
     __slots__ = (
         "_field_prefix",
+        "_field_text",
         "_flags_to_mask",
         "_include_reading_id",
         "_masks",
@@ -151,19 +154,47 @@ class LineProtocolFormatter:
         self._tags: dict[tuple[object, str, str, str], str] = {}
         self._field_prefix: dict[str, str] = {}  # value name -> "escaped_name="
         self._masks: dict[frozenset[str], int] = {frozenset(): 0}
+        self._field_text: dict[str, dict[float, str]] = {}
+
+    def field_text_cache(self, key: str) -> dict[float, str]:
+        """A cache of ``escaped_key=repr(value)`` for one value field, keyed by the value.
+
+        Readings repeat a small set of values (device resolution), and ``repr(float)`` is the
+        dearest step of formatting a field. Only finite, non-zero floats may be stored (``0.0
+        == -0.0`` would share an entry; look up floats only, as ``True == 1 == 1.0``). The
+        cache is emptied when it reaches :data:`ESCAPE_CACHE_MAX` entries.
+        """
+        cache = self._field_text.get(key)
+        if cache is None:
+            self._prefix(key)  # LineProtocolError for a reserved name
+            if len(self._field_text) >= ESCAPE_CACHE_MAX:
+                self._field_text.clear()
+            cache = self._field_text[key] = {}
+        elif len(cache) >= ESCAPE_CACHE_MAX:
+            cache.clear()
+        return cache
+
+    @property
+    def include_reading_id(self) -> bool:
+        """Whether each line carries the ``reading_id`` string field."""
+        return self._include_reading_id
 
     def _tag_set(self, reading: StoredReading) -> str:
-        key = (reading.kind, reading.device_id, reading.gateway_id, reading.patient_id)
+        return self.tag_set(reading.kind, reading.device_id, reading.gateway_id, reading.patient_id)
+
+    def tag_set(self, kind: object, device_id: str, gateway_id: str, patient_id: str) -> str:
+        """``measurement,device=..,gateway=..,patient=..`` (escaped, cached); LineProtocolError."""
+        key = (kind, device_id, gateway_id, patient_id)
         cached = self._tags.get(key)
         if cached is not None:
             return cached
-        if not reading.patient_id:
+        if not patient_id:
             raise LineProtocolError("patient_id must not be empty")
-        parts = [escape_measurement(str(reading.kind))]
+        parts = [escape_measurement(str(kind))]
         for tag, value in (
-            ("device", reading.device_id),
-            ("gateway", reading.gateway_id),
-            ("patient", reading.patient_id),
+            ("device", device_id),
+            ("gateway", gateway_id),
+            ("patient", patient_id),
         ):
             if value:
                 parts.append(f"{tag}={escape_tag(value)}")
@@ -172,6 +203,14 @@ class LineProtocolFormatter:
             self._tags.clear()
         self._tags[key] = text
         return text
+
+    def field_prefix(self, key: str) -> str:
+        """``escaped_key=`` of a value field (cached); LineProtocolError for a reserved name."""
+        return self._prefix(key)
+
+    def flags_mask(self, flags: frozenset[str]) -> int:
+        """The ``flags`` bitmask of a flag set (cached)."""
+        return self._mask(flags)
 
     def _prefix(self, key: str) -> str:
         cached = self._field_prefix.get(key)
@@ -250,3 +289,18 @@ class LineProtocolFormatter:
             else:
                 append(f"{head}flags={mask}i {ns}")
         return "\n".join(out)
+
+
+@runtime_checkable
+class LineProtocolStore(Protocol):
+    """A store that takes pre-formatted line protocol (the ingest's fast path).
+
+    ``line_formatter`` is the formatter whose lines :meth:`write_lines` expects (it knows, for
+    example, whether the store keeps ``reading_id``); ``write_lines`` writes a body of
+    newline-separated lines and raises StoreError like ``write``.
+    """
+
+    @property
+    def line_formatter(self) -> LineProtocolFormatter: ...
+
+    def write_lines(self, body: bytes) -> None: ...
