@@ -44,6 +44,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " | victoriametrics://host:port (see vitalgate.cloud_sync.stores)",
     )
     p.add_argument("--group", default="vitalgate-ingest", help="shared subscription group")
+    p.add_argument(
+        "--protocol", type=int, choices=(5, 311), default=5, help="MQTT protocol (default 5)"
+    )
+    p.add_argument(
+        "--no-shared",
+        dest="shared",
+        action="store_false",
+        help="plain subscription (one worker; brokers without shared subscriptions, MQTT 3.1.1)",
+    )
     p.add_argument("--workers", type=int, default=1, help="workers (MQTT clients) in this process")
     p.add_argument(
         "--client-id-prefix",
@@ -95,6 +104,8 @@ async def run_ingest(args: argparse.Namespace) -> int:
                     session_expiry_s=args.session_expiry_s,
                     identity_property=args.identity_property,
                     broker=broker,
+                    protocol=args.protocol,
+                    shared=args.shared,
                 )
             )
 

@@ -65,7 +65,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -217,7 +217,14 @@ class IngestWorker:
         identity_property: str | None = None,
         broker: BrokerConfig | None = None,
         drain_timeout_s: float = 10.0,
+        protocol: Literal[5, 311] = 5,
+        shared: bool = True,
     ) -> None:
+        if protocol not in (5, 311):
+            raise ConfigError("protocol", f"must be 5 or 311, got {protocol!r}")
+        if shared and protocol != 5:
+            raise ConfigError("shared", "shared subscriptions need MQTT 5 (use shared=False)")
+        self.protocol = protocol
         if not group or any(c in group for c in "/+#"):
             raise ConfigError("group", f"must be non-empty without '/', '+', '#': {group!r}")
         if batch_max_readings < 1 or receive_maximum < 1 or receive_maximum > 65_535:
@@ -230,7 +237,9 @@ class IngestWorker:
         # Stable across restarts, so a restarted worker resumes its session (and the messages
         # the broker queued for it); concurrent workers need distinct ids (the CLI numbers them).
         self.client_id = client_id or f"vitalgate-ingest-{group}-{socket.gethostname()}"
-        self.subscription = f"$share/{group}/{topic_filter}"
+        # MQTT 5 shared subscription: N workers split the load. A single worker on a broker
+        # without shared subscriptions (the embedded demo broker, MQTT 3.1.1) subscribes plainly.
+        self.subscription = f"$share/{group}/{topic_filter}" if shared else topic_filter
         self.batch_max_readings = batch_max_readings
         self.linger_s = linger_s
         self.receive_maximum = receive_maximum
@@ -311,7 +320,8 @@ class IngestWorker:
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if self.protocol == 5 else mqtt.MQTTv311,
+            clean_session=None if self.protocol == 5 else False,
             manual_ack=True,
             reconnect_on_failure=False,
         )
@@ -452,7 +462,14 @@ class IngestWorker:
             self._connect_error = None
             self._connecting = True
             try:
-                if first:
+                if first and self.protocol == 311:
+                    await asyncio.to_thread(
+                        client.connect,
+                        self.broker.host,
+                        self.broker.port,
+                        keepalive=self.keepalive_s,
+                    )
+                elif first:
                     await asyncio.to_thread(
                         client.connect,
                         self.broker.host,
@@ -525,7 +542,10 @@ class IngestWorker:
         self._epoch += 1
         self.stats.connects += 1
         self._dl_pending.clear()
-        client.subscribe(self.subscription, options=SubscribeOptions(qos=1))
+        if self.protocol == 5:
+            client.subscribe(self.subscription, options=SubscribeOptions(qos=1))
+        else:
+            client.subscribe(self.subscription, qos=1)
 
     def _on_subscribe(
         self,

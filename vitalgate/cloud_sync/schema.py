@@ -131,6 +131,11 @@ _BIT_OF_STR: Final[dict[str, int]] = {str(f): 1 << b for f, b in FLAG_BITS.items
 _FLAG_OF_BIT: Final[dict[int, QualityFlag]] = {b: f for f, b in FLAG_BITS.items()}
 
 
+#: measured_at must fit signed 64-bit epoch nanoseconds (InfluxDB, SQLite INTEGER).
+_MIN_MEASURED_AT = datetime(1677, 9, 22, tzinfo=UTC)
+_MAX_MEASURED_AT = datetime(2262, 4, 11, tzinfo=UTC)
+
+
 def flags_to_bitmask(flags: frozenset[QualityFlag] | frozenset[str] | Sequence[str]) -> int:
     """The integer bitmask of flags (see :data:`FLAG_BITS`); raises SchemaError on unknown."""
     mask = 0
@@ -762,6 +767,11 @@ def _decode_readings(
             raise SchemaError(f"readings[{i}].measured_at: not a valid date-time: {m!r}") from None
         if measured_at.tzinfo is not utc:  # pragma: no cover - excluded by the shape check
             raise SchemaError(f"readings[{i}].measured_at: {_UTC_HINT}")
+        if not _MIN_MEASURED_AT <= measured_at <= _MAX_MEASURED_AT:
+            raise SchemaError(
+                f"readings[{i}].measured_at: outside the range a time-series store can hold "
+                f"(1677-09-22 .. 2262-04-11, epoch nanoseconds): {m!r}"
+            )
         if not (
             type(rec) is str
             and len(rec) == 27
@@ -1056,6 +1066,8 @@ def _fast_lines(
         measured_at = fromiso(m)
         if measured_at.tzinfo is not utc:  # pragma: no cover - excluded by the shape check
             raise _FallbackError
+        if not _MIN_MEASURED_AT <= measured_at <= _MAX_MEASURED_AT:
+            raise _FallbackError
         if not (
             type(rec) is str
             and len(rec) == 27
@@ -1109,7 +1121,11 @@ def _fast_lines(
             raise _FallbackError
         tag_set = tag_sets.get((pid, dev_id))
         if tag_set is None:
-            tag_set = tag_sets[pid, dev_id] = formatter.tag_set(kind, dev_id, gateway_id, pid)
+            try:
+                tag_set = formatter.tag_set(kind, dev_id, gateway_id, pid)
+            except ValueError:  # unrepresentable tag: the reference path names the reading
+                raise _FallbackError from None
+            tag_sets[pid, dev_id] = tag_set
         ns = (measured_at - epoch) // one_us * 1000
         if with_id:
             if fields:

@@ -72,6 +72,7 @@ __all__ = [
     "SimNotConnectedError",
     "SimPairingAgent",
     "SimPairingError",
+    "SimTimeoutError",
     "use_simulation",
 ]
 
@@ -83,6 +84,8 @@ BACKEND_ID = "vitalgate-sim"
 #: ATT MTU the client asks for on connect (244-byte notifications fit).
 REQUESTED_MTU = 247
 _HCI_REMOTE_USER_TERMINATED = 0x13
+#: Bound on the clean-up of a connect the caller abandoned (cancel + wait for its end).
+_ABANDON_TIMEOUT_S = 1.0
 
 _PROPERTY_NAMES: dict[int, CharacteristicPropertyName] = {
     0x01: "broadcast",
@@ -98,6 +101,10 @@ _PROPERTY_NAMES: dict[int, CharacteristicPropertyName] = {
 
 class SimNotConnectedError(BleakError):
     """I/O on a client that is not (or no longer) connected."""
+
+
+class SimTimeoutError(BleakError, TimeoutError):
+    """The peer did not answer a GATT request in time (bumble's ATT transaction timeout)."""
 
 
 class SimPairingError(BleakError):
@@ -288,20 +295,8 @@ class BumbleClient(BaseBleakClient):
             return
         _require_radio(self._central)
         timeout = float(kwargs.get("timeout", self._timeout))
-        device = self._central.device
         async with self._central.connect_lock:
-            try:
-                connection = await device.connect(
-                    self._peer_address,
-                    transport=core.PhysicalTransport.LE,
-                    timeout=timeout,
-                )
-            except (core.TimeoutError, TimeoutError) as exc:
-                raise BleakDeviceNotFoundError(
-                    self.address, f"Device with address {self.address} was not found."
-                ) from exc
-            except core.ConnectionError as exc:
-                raise BleakError(f"connecting to {self.address} failed: {exc}") from exc
+            connection = await self._create_connection(timeout)
         self._connection = connection
         self._peer = Peer(connection)
         self._disconnect_requested = False
@@ -321,6 +316,67 @@ class BumbleClient(BaseBleakClient):
                 with contextlib.suppress(BleakError, core.BaseBumbleError, TimeoutError):
                     await self.disconnect()
             raise
+
+    async def _create_connection(self, timeout_s: float) -> Connection:
+        """LE Create Connection, with every bumble failure mapped to a bleak error.
+
+        The procedure runs shielded: if the caller is cancelled (an outer ``asyncio.timeout``,
+        a task group shutting down) the controller's pending connect is cancelled too, so the
+        next connect does not fail with HCI "Command Disallowed" and a late advertisement does
+        not complete a connection nobody waits for.
+        """
+        device = self._central.device
+        # bumble gets no timeout: this method alone cancels the controller's pending connect
+        # (two cancels race, and the loser's HCI "Command Disallowed" escapes bumble's connect)
+        procedure = asyncio.ensure_future(
+            device.connect(self._peer_address, transport=core.PhysicalTransport.LE, timeout=None)
+        )
+        try:
+            done, _ = await asyncio.wait({procedure}, timeout=timeout_s)
+        except asyncio.CancelledError:
+            await self._abandon_connect(procedure)
+            raise
+        if not done:
+            await self._abandon_connect(procedure)
+            raise BleakDeviceNotFoundError(
+                self.address, f"Device with address {self.address} was not found."
+            )
+        try:
+            return procedure.result()
+        except (core.TimeoutError, TimeoutError) as exc:
+            raise BleakDeviceNotFoundError(
+                self.address, f"Device with address {self.address} was not found."
+            ) from exc
+        except core.ConnectionError as exc:
+            raise BleakError(f"connecting to {self.address} failed: {exc}") from exc
+        except (hci.HCI_Error, hci.HCI_StatusError) as exc:
+            raise BleakError(
+                f"connecting to {self.address} failed: HCI {_hci_error_name(exc.error_code)}"
+            ) from exc
+        except core.BaseBumbleError as exc:
+            raise BleakError(f"connecting to {self.address} failed: {exc!r}") from exc
+
+    async def _abandon_connect(self, procedure: asyncio.Future[Connection]) -> None:
+        """Cancel a connect the caller gave up on, in the controller and in the host."""
+        device = self._central.device
+        if not procedure.done():
+            with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError, TimeoutError):
+                # Command Disallowed if the connection completed meanwhile: handled below
+                await asyncio.wait_for(
+                    device.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command()),
+                    timeout=_ABANDON_TIMEOUT_S,
+                )
+        try:
+            connection = await asyncio.wait_for(procedure, timeout=_ABANDON_TIMEOUT_S)
+        except (core.BaseBumbleError, TimeoutError) as exc:
+            _log.debug("abandoned connect to %s ended: %r", self.address, exc)
+            return
+        # it connected just as the caller gave up: nobody will use the link
+        with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError, TimeoutError):
+            await asyncio.wait_for(
+                device.disconnect(connection, _HCI_REMOTE_USER_TERMINATED),
+                timeout=_ABANDON_TIMEOUT_S,
+            )
 
     async def disconnect(self) -> None:
         connection = self._connection
@@ -347,11 +403,15 @@ class BumbleClient(BaseBleakClient):
             if connection.is_encrypted:
                 return
         try:
-            await self._guard(connection, lambda: self._central.device.pair(connection))
+            await self._guard(
+                connection, lambda: self._central.device.pair(connection), wrap_bumble=False
+            )
         except hci.HCI_Error as exc:
             raise SimPairingError(self.address, f"HCI error 0x{exc.error_code:02X}") from exc
         except core.ProtocolError as exc:
             raise SimPairingError(self.address, _smp_reason(exc)) from exc
+        except (core.BaseBumbleError, TimeoutError) as exc:
+            raise SimPairingError(self.address, repr(exc)) from exc
         if not connection.is_encrypted:
             raise SimPairingError(self.address, "link not encrypted after pairing")
 
@@ -413,6 +473,13 @@ class BumbleClient(BaseBleakClient):
         **kwargs: Any,
     ) -> None:
         """Subscribe, preferring notifications over indications (pitfall 9)."""
+        self._require_connection()
+        if not {"notify", "indicate"} & set(characteristic.properties):
+            # bumble would register a subscriber that never fires; BlueZ answers NotSupported
+            raise BleakError(
+                f"{self.address}: characteristic {characteristic.uuid} does not support "
+                "notifications or indications"
+            )
         proxy: CharacteristicProxy[bytes] = characteristic.obj
 
         def on_value(value: bytes) -> None:
@@ -446,20 +513,44 @@ class BumbleClient(BaseBleakClient):
         return await self._guard(connection, lambda: operation(peer))
 
     async def _guard(
-        self, connection: Connection, factory: Callable[[], Coroutine[Any, Any, _T]]
+        self,
+        connection: Connection,
+        factory: Callable[[], Coroutine[Any, Any, _T]],
+        *,
+        wrap_bumble: bool = True,
     ) -> _T:
+        """Run ``factory()`` while connected; bumble errors leave as bleak errors.
+
+        A lost link is :class:`SimNotConnectedError`, an ATT error ``BleakGATTProtocolError``,
+        a GATT response timeout :class:`SimTimeoutError`, any other bumble error a
+        ``BleakError`` (``wrap_bumble=False`` leaves those to the caller, e.g. pairing).
+        """
         try:
             return await while_connected(connection, factory())
         except LinkLost as exc:
             raise SimNotConnectedError(f"{self.address}: not connected ({exc})") from exc
         except att.ATT_Error as exc:
             raise BleakGATTProtocolError(int(exc.error_code)) from exc
+        except core.TimeoutError as exc:
+            if not wrap_bumble:
+                raise
+            raise SimTimeoutError(f"{self.address}: {exc or 'GATT response timeout'}") from exc
+        except hci.HCI_Error as exc:
+            if not wrap_bumble:
+                raise
+            raise BleakError(f"{self.address}: HCI {_hci_error_name(exc.error_code)}") from exc
+        except core.BaseBumbleError as exc:
+            if not wrap_bumble:
+                raise
+            raise BleakError(f"{self.address}: {exc!r}") from exc
 
     async def _encrypt_with_bond(self) -> None:
         """Start encryption with the stored LTK (pitfall 5); a stale bond is forgotten."""
         connection = self._require_connection()
         try:
-            await self._guard(connection, lambda: self._central.device.encrypt(connection))
+            await self._guard(
+                connection, lambda: self._central.device.encrypt(connection), wrap_bumble=False
+            )
         except hci.HCI_Error as exc:
             _log.warning(
                 "re-encryption with %s failed (HCI 0x%02X): the device lost the bond; "
@@ -554,6 +645,15 @@ class BumbleClient(BaseBleakClient):
             self._peer = None
             self._subscribers.clear()
             self._mtu = att.ATT_DEFAULT_MTU
+
+
+def _hci_error_name(code: int | None) -> str:
+    if code is None:
+        return "unknown error"
+    try:
+        return f"{hci.HCI_ErrorCode(code).name} (0x{code:02X})"
+    except ValueError:
+        return f"0x{code:02X}"
 
 
 def _smp_reason(exc: core.ProtocolError) -> str:

@@ -24,7 +24,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from vitalgate.errors import ConfigError, DeviceError
@@ -49,6 +49,35 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _radio_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sim-radio",
+        metavar="URL",
+        default=os.environ.get("VITALGATE_SIM_RADIO") or None,
+        help="use the simulated radio served by `vitalgate sim serve` at URL (tcp://host:port) "
+        "instead of the host's Bluetooth adapter (default $VITALGATE_SIM_RADIO)",
+    )
+
+
+@contextlib.asynccontextmanager
+async def _bluetooth(args: argparse.Namespace, config: GatewayConfig) -> AsyncIterator[None]:
+    """The Bluetooth stack bleak uses: the host's adapter, or with ``--sim-radio`` a central
+    attached to a simulated radio (bonds kept in the state directory, so a later ``run``
+    reconnects bonded to what ``pair`` paired)."""
+    url = getattr(args, "sim_radio", None)
+    if url is None:
+        yield
+        return
+    from vitalgate.firmware_sim.backend import use_simulation
+    from vitalgate.firmware_sim.relay import connect_remote_world
+
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    bonds = config.state_dir / "sim-bonds.json"
+    async with connect_remote_world(url, seed=0, bond_store_path=bonds) as world:
+        with use_simulation(world):
+            yield
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pair = subparsers.add_parser(
         "pair",
@@ -58,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "asks interactively.",
     )
     _config_arg(pair)
+    _radio_arg(pair)
     pair.add_argument("--address", help="device address (skip the interactive choice)")
     pair.add_argument("--patient", help="patient id from the config")
     pair.add_argument(
@@ -90,6 +120,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     run = subparsers.add_parser("run", help="run the gateway daemon (devices -> outbox -> MQTT)")
     _config_arg(run)
+    _radio_arg(run)
     run.add_argument(
         "--no-publish", action="store_true", help="collect into the outbox only (no MQTT)"
     )
@@ -230,13 +261,24 @@ async def _pair(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 def _cmd_pair(args: argparse.Namespace) -> int:
-    return asyncio.run(_pair(args, _load(args)))
+    config = _load(args)
+
+    async def main() -> int:
+        async with _bluetooth(args, config):
+            return await _pair(args, config)
+
+    return asyncio.run(main())
 
 
 # --- run --------------------------------------------------------------------------------------
 
 
-async def _run(config: GatewayConfig, *, publish: bool) -> int:
+async def _run(args: argparse.Namespace, config: GatewayConfig, *, publish: bool) -> int:
+    async with _bluetooth(args, config):
+        return await _run_daemon(config, publish=publish)
+
+
+async def _run_daemon(config: GatewayConfig, *, publish: bool) -> int:
     from vitalgate.gateway.daemon import Daemon
     from vitalgate.gateway.pipeline import Pipeline
     from vitalgate.gateway.service import close_outbox, open_outbox, publisher_for
@@ -265,4 +307,4 @@ async def _run(config: GatewayConfig, *, publish: bool) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return asyncio.run(_run(config, publish=not args.no_publish))
+    return asyncio.run(_run(args, config, publish=not args.no_publish))

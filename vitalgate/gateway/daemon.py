@@ -36,7 +36,7 @@ from vitalgate.gateway.config import GatewayConfig
 from vitalgate.gateway.kinds import SERVICE_KINDS
 from vitalgate.gateway.link import Backoff, TransientDeviceError
 from vitalgate.gateway.pipeline import Pipeline
-from vitalgate.gateway.registry import DeviceRecord, DeviceRegistry
+from vitalgate.gateway.registry import DeviceRecord, DeviceRegistry, SyncPoint
 from vitalgate.gateway.runner import GatewayContext, reconnect_delay, sync_device
 from vitalgate.gateway.timefix import GatewayClock
 
@@ -165,6 +165,12 @@ class Daemon:
                 await self._record_error(address, problem)
             elif fresh.last_error is not None:
                 await asyncio.to_thread(self._registry.clear_error, address)
+            if result.sync is None:
+                # No sync point to move (spot devices, streams, nothing new): the sync still
+                # happened, and `vitalgate status` shows when.
+                await asyncio.to_thread(
+                    self._registry.advance_sync, address, SyncPoint(), at=self._clock.now()
+                )
             self._not_before[address] = self._clock.now() + reconnect_delay(ctx, record.kind)
             _log.info("%s: synced (%d new readings)", address, result.added)
         finally:

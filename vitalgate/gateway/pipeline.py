@@ -33,6 +33,7 @@ from vitalgate.drivers import heart_rate as hr_codec
 from vitalgate.drivers import pulse_oximeter as plx_codec
 from vitalgate.drivers import thermometer as thermo_codec
 from vitalgate.drivers import weight_scale as weight_codec
+from vitalgate.gateway.ppg import PpgWindow
 from vitalgate.gateway.registry import DeviceRecord
 from vitalgate.gateway.timefix import TimeFixer
 from vitalgate.readings import (
@@ -376,6 +377,29 @@ class ReadingBuilder:
             energy_expended_kj=(
                 float(m.energy_expended_kj) if m.energy_expended_kj is not None else None
             ),
+            reading_id=self._stream_id(ReadingKind.HEART_RATE, received_at),
+        )
+
+    def ppg_heart_rate(
+        self, window: PpgWindow, received_at: datetime
+    ) -> HeartRateReading | Rejected:
+        """Heart rate derived by the gateway from the vendor PPG stream over one window.
+
+        ``measured_at`` is the receipt of the packet that completed the window (about its end);
+        the window's quality flags are kept on the reading.
+        """
+        patient = self._patient()
+        if isinstance(patient, Rejected):
+            return patient
+        return HeartRateReading(
+            patient_id=patient,
+            device=self._identity,
+            measured_at=received_at,
+            received_at=received_at,
+            flags=frozenset({QualityFlag.NO_DEVICE_TIME, *window.flags}),
+            heart_rate_bpm=round(window.heart_rate_bpm, 1),
+            rr_intervals_s=window.rr_intervals_s,
+            sensor_contact=None,
             reading_id=self._stream_id(ReadingKind.HEART_RATE, received_at),
         )
 

@@ -222,6 +222,20 @@ class TimeFixer:
         # After this check (a record stamped while the sync ran): the same drift continues.
         return anchor.raw_offset_s + (current - anchor.raw_offset_s) * frac
 
+    def _stamped_after_set(self, device_time: datetime) -> bool:
+        """True when ``device_time`` was stamped by the clock the gateway set in this sync.
+
+        Such a stamp is at or after the verified read-back. A clock that ran fast showed a
+        later time before the set than after it, so a stamp up to what it showed at this
+        sync's check (before the set) is a record it held already, not a new one.
+        """
+        set_to, check = self._set_to, self._check
+        if set_to is None or set_to.device_now is None or device_time < set_to.device_now:
+            return False
+        if check is None or check.device_now is None or check.unset:
+            return True
+        return device_time > check.device_now
+
     def fix(self, device_time: datetime | None, received_at: datetime) -> TimeFix:
         """The corrected UTC time of a reading stamped ``device_time`` (naive device-local)."""
         if received_at.tzinfo is None:
@@ -233,12 +247,7 @@ class TimeFixer:
         as_local = local_to_utc(device_time, self._tz)
         check = self._check
         raw: float | None
-        set_to = self._set_to
-        if (
-            set_to is not None
-            and set_to.device_now is not None
-            and device_time >= set_to.device_now
-        ):
+        if self._stamped_after_set(device_time):
             raw = None  # stamped by the clock the gateway just set and verified
         elif not _plausible(device_time):
             flags.add(QualityFlag.CLOCK_UNSET)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,8 @@ import pytest_asyncio
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.exc import BleakDeviceNotFoundError, BleakError
+from bumble import core as bumble_core
+from bumble import hci
 
 from tests.integration.sim._peripherals import STREAM_CHAR, VALUE_CHAR, EchoPeripheral
 from vitalgate.firmware_sim.backend import use_simulation
@@ -148,3 +151,60 @@ async def test_connect_to_absent_device_is_not_found(sim_world: SimWorld) -> Non
     await echo.start_advertising()
     async with BleakClient(echo.address, timeout=2.0) as client:
         assert client.is_connected
+
+
+async def test_connect_abandoned_by_the_caller_leaves_the_radio_usable(sim_world: SimWorld) -> None:
+    """An outer timeout cancelling connect() must cancel the controller's pending connect too.
+
+    Before the fix the controller kept the abandoned connect pending: the next connect failed
+    with bumble's ``HCI_Error`` (Command Disallowed) instead of a bleak error, and a later
+    advertisement completed a connection nobody waited for (an assertion inside bumble).
+    """
+    echo = await sim_world.add(EchoPeripheral(seed=23))  # on the radio, not advertising
+    for _ in range(3):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await BleakClient(echo.address, timeout=5.0).connect()
+    with pytest.raises(BleakDeviceNotFoundError):
+        await BleakClient(echo.address, timeout=0.2).connect()
+    await echo.start_advertising()
+    await asyncio.sleep(0.1)  # a stale pending connect would complete now
+    assert echo.disconnect_reasons == []
+    async with BleakClient(echo.address, timeout=2.0) as client:
+        assert await client.read_gatt_char(VALUE_CHAR) == b"initial"
+
+
+async def test_hci_errors_on_connect_are_bleak_errors(sim_world: SimWorld) -> None:
+    """A controller refusing LE Create Connection surfaces as BleakError, not bumble's HCI_Error.
+
+    A connect started straight through bumble and then cancelled leaves the controller busy
+    (bumble does not cancel it): exactly the state in which the command is refused.
+    """
+    echo = await sim_world.add(EchoPeripheral(seed=24))
+    device = sim_world.central.device
+    raw = asyncio.create_task(device.connect(echo.address, timeout=None))
+    await asyncio.sleep(0.05)
+    raw.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await raw
+    try:
+        with pytest.raises(BleakError, match="COMMAND_DISALLOWED") as caught:
+            await BleakClient(echo.address, timeout=0.5).connect()
+        assert not isinstance(caught.value, bumble_core.BaseBumbleError)
+        assert isinstance(caught.value.__cause__, hci.HCI_Error)
+    finally:
+        await device.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+    await asyncio.sleep(0.05)
+    await echo.start_advertising()
+    async with BleakClient(echo.address, timeout=2.0) as client:
+        assert client.is_connected
+
+
+async def test_subscribing_to_a_plain_characteristic_is_a_bleak_error(sim_world: SimWorld) -> None:
+    _echo, device = await _advertised(sim_world, seed=25)
+    async with BleakClient(device) as client:
+        with pytest.raises(BleakError) as caught:
+            await client.start_notify(VALUE_CHAR, lambda c, d: None)
+        assert not isinstance(caught.value, bumble_core.BaseBumbleError)
+        # the link is still fine
+        assert await client.read_gatt_char(VALUE_CHAR) == b"initial"

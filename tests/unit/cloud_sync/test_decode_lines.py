@@ -173,8 +173,8 @@ def test_a_second_device_and_patient_in_one_message() -> None:
     [
         "1970-01-01T00:00:00.000000Z",
         "1969-12-31T23:59:59.999999Z",
-        "0001-01-01T00:00:00.000000Z",
-        "9999-12-31T23:59:59.999999Z",
+        "1677-09-22T00:00:00.000000Z",
+        "2262-04-10T23:59:59.999999Z",
         "2000-02-29T12:00:00.000001Z",
         "2024-02-29T23:59:59.999999Z",
         "2024-03-01T00:00:00.000000Z",
@@ -196,7 +196,9 @@ def test_timestamps_at_edge_dates(text: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     at=st.datetimes(
-        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(UTC)
+        min_value=datetime(1677, 9, 22),
+        max_value=datetime(2262, 4, 10),
+        timezones=st.just(UTC),
     )
 )
 def test_timestamps_match_datetime_to_ns(at: datetime) -> None:
@@ -205,6 +207,14 @@ def test_timestamps_match_datetime_to_ns(at: datetime) -> None:
     kind, body, _ = _assert_same(topic, payload)
     assert kind == "ok"
     assert body.split(b"\n")[1].rsplit(b" ", 1)[1] == str(datetime_to_ns(at)).encode()
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z"])
+def test_times_beyond_epoch_nanoseconds_are_rejected_by_both_paths(text: str) -> None:
+    """A store keeps signed 64-bit epoch ns: such a reading would poison the ingest."""
+    topic, payload, _ = _bp_payload(measured_at=text)
+    kind, _, _ = _assert_same(topic, payload)
+    assert kind == "schema"
 
 
 def test_field_text_cache_keeps_zero_signs_and_ints_apart() -> None:

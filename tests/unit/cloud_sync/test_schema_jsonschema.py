@@ -9,6 +9,7 @@ checking) on the same bytes.
 from __future__ import annotations
 
 import copy
+import json
 from datetime import datetime
 from typing import Any
 
@@ -210,7 +211,10 @@ def mutated_payloads(draw: st.DrawFn) -> bytes:
             )
         else:  # swap in the value of another field of the same payload
             parent[key] = copy.deepcopy(_get(obj, draw(st.sampled_from(paths))))
-    return orjson.dumps(obj)
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # an integer beyond 64 bits: orjson cannot write it, json can
+        return json.dumps(obj).encode()
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -146,3 +146,26 @@ def test_constant_offset_always_recovered(offset_s: float, age_s: float) -> None
     stamp = utc_to_local(true, BERLIN) + timedelta(seconds=offset_s)
     fix = fixer.fix(stamp, NOW)
     assert abs((fix.measured_at - true).total_seconds()) <= 1.0 + 1e-6
+
+
+def test_fast_clock_set_during_sync_still_corrects_the_records_it_held() -> None:
+    """A clock 150 s fast stamped a record before the gateway set it; that stamp is later
+    than the read-back after the set, but it is an old record: it gets the drift correction."""
+    day_ago = NOW - timedelta(days=1)
+    check = measure_clock(
+        datetime(2026, 11, 25, 13, 2, 30), NOW, BERLIN
+    )  # device 150 s ahead of Berlin time
+    readback = measure_clock(datetime(2026, 11, 25, 13, 0, 1), NOW + timedelta(seconds=1), BERLIN)
+    fixer = TimeFixer(
+        tz=BERLIN, check=check, anchor=anchor_ok(day_ago), tolerance_s=1.0, set_to=readback
+    )
+    # measured 2 min ago (true 11:58:00 UTC), stamped 150 s * (1 - 120/86400) ahead
+    stamped = datetime(2026, 11, 25, 13, 0, 30)
+    fix = fixer.fix(stamped, NOW)
+    truth = NOW - timedelta(minutes=2)
+    assert abs((fix.measured_at - truth).total_seconds()) < 1.0
+    assert Q.CLOCK_CORRECTED in fix.flags
+    # a stamp beyond what the clock showed before the set was made after it: taken as is
+    after = fixer.fix(datetime(2026, 11, 25, 13, 3, 0), NOW + timedelta(minutes=3))
+    assert after.measured_at == datetime(2026, 11, 25, 12, 3, tzinfo=UTC)
+    assert Q.CLOCK_CORRECTED not in after.flags

@@ -256,8 +256,8 @@ class LineProtocolFormatter:
         """A whole write body: the lines joined by newlines, UTF-8 encoded (the fast path)."""
         try:
             text = self._fast_text(readings)
-        except (_SlowPathError, KeyError, TypeError, AttributeError):
-            text = None
+        except (_SlowPathError, KeyError, TypeError, AttributeError, StoreRejectedError):
+            text = None  # the slow path validates every line and names the reading
         if text is None or _SUSPICIOUS.search(text) is not None:
             text = "\n".join(self.lines(readings))
         return text.encode()

@@ -124,7 +124,7 @@ class SqliteStore:
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
-            except sqlite3.IntegrityError as exc:
+            except (sqlite3.IntegrityError, OverflowError) as exc:
                 raise StoreRejectedError(f"SQLite refused the batch: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StoreUnavailableError(f"SQLite write failed: {exc}") from exc

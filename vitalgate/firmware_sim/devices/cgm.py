@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ from vitalgate.firmware_sim.faults import FaultInjector
 from vitalgate.firmware_sim.peripheral import PeripheralNotConnected, SimAttError
 from vitalgate.firmware_sim.truth import TruthLog, TruthRecord
 from vitalgate.readings import ReadingKind
+
+# How long (real seconds) a measurement loop waits for its live notification to go out.
+_LIVE_SEND_TIMEOUT_S = 2.0
+# Event-loop turns a notification needs through the virtual radio to the central's callback.
+_RADIO_HOPS = 12
 
 __all__ = ["ContinuousGlucoseMonitor", "StoredCgm"]
 
@@ -112,6 +118,7 @@ class ContinuousGlucoseMonitor(SimHealthDevice):
         )
         self.measurement_char: Characteristic[bytes] | None = None
         self.socp_char: Characteristic[bytes] | None = None
+        self._live_send: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ services
     def build_profile_services(self) -> list[Service]:
@@ -196,9 +203,21 @@ class ContinuousGlucoseMonitor(SimHealthDevice):
         if value.start is not None:
             self.session_start_device = value.start
 
+    @property
+    def _tick_rate(self) -> float:
+        """Device seconds per true second: the sensor's session timer runs on the same
+        crystal as its clock, so a drifting clock (the clock_drift fault) drifts the offsets."""
+        return 1.0 + self.device_clock.drift_ppm * 1e-6
+
     def time_offset_min(self) -> int:
-        elapsed = self.clock.now() - self.session_start_true
-        return max(0, min(0xFFFF, int(elapsed.total_seconds() // 60)))
+        elapsed_device_s = (self.clock.now() - self.session_start_true).total_seconds()
+        elapsed_device_s *= self._tick_rate
+        # the 1 us slack keeps a measurement due exactly at a minute boundary on that minute
+        return max(0, min(0xFFFF, int((elapsed_device_s + 1e-6) // 60)))
+
+    def true_time_of_offset(self, offset_min: int) -> datetime:
+        """The true instant at which the session timer reads ``offset_min`` minutes."""
+        return self.session_start_true + timedelta(minutes=offset_min / self._tick_rate)
 
     # ------------------------------------------------------------------ SOCP
     def _on_socp_write(self, data: bytes) -> None:
@@ -280,9 +299,17 @@ class ContinuousGlucoseMonitor(SimHealthDevice):
         self.start_session()
         while True:
             next_offset = (self.time_offset_min() // self.interval_min + 1) * self.interval_min
-            await self.clock.sleep_until(self.session_start_true + timedelta(minutes=next_offset))
+            await self.clock.sleep_until(self.true_time_of_offset(next_offset))
             if self.session_running:
                 self.measure()
+                live = self._live_send
+                if live is not None:
+                    # the notification leaves now, not after the clock has moved on
+                    self._live_send = None
+                    await asyncio.wait({live}, timeout=_LIVE_SEND_TIMEOUT_S)
+                    # and let the radio hand it to the central before the clock moves
+                    for _ in range(_RADIO_HOPS):
+                        await asyncio.sleep(0)
 
     def measure(self) -> StoredCgm | None:
         """One CGM reading now (None during a sensor drop-out)."""
@@ -336,7 +363,7 @@ class ContinuousGlucoseMonitor(SimHealthDevice):
             and self.measurement_char is not None
             and self.is_subscribed(self.measurement_char)
         ):
-            self.racp.run_exclusive([stored])
+            self._live_send = self.racp.run_exclusive([stored])
         return stored
 
     async def _send_one(self, stored: StoredCgm) -> bool:

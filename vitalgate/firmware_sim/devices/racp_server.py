@@ -89,10 +89,18 @@ class RacpServer(Generic[_R]):
         )
         return self.characteristic
 
-    def run_exclusive(self, records: Sequence[_R]) -> None:
-        """Send live records (not a RACP procedure) unless a procedure is running."""
-        if not self.busy:
-            self._procedure = self.device.spawn(self._report(list(records), respond=False))
+    def run_exclusive(self, records: Sequence[_R]) -> asyncio.Task[None] | None:
+        """Send live records (not a RACP procedure) unless a procedure is running.
+
+        Returns the sending task (None when a procedure kept the records back): a device that
+        awaits it before sleeping on a stepped clock sends its live values at the simulated
+        instant it took them, as a real device does.
+        """
+        if self.busy:
+            return None
+        task = self.device.spawn(self._report(list(records), respond=False))
+        self._procedure = task
+        return task
 
     def on_write(self, data: bytes) -> None:
         assert self.characteristic is not None

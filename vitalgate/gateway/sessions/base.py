@@ -40,6 +40,7 @@ class SessionResult:
     added: int = 0
     rejected: list[str] = field(default_factory=list)
     dropped: int = 0  # values lost to a full inbox (the sync point was then not advanced)
+    stream_resets: int = 0  # raw-stream detector restarts after lost packets (PPG)
     sync: SyncPoint | None = None
 
     @property

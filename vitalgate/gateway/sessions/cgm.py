@@ -6,14 +6,27 @@ measurements (0x2AA7) already flow into the same inbox; duplicates between the t
 reading id. While connected, the sync point follows the live stream only as far as it has no
 gap (a gap larger than the measurement interval is back-filled with RACP at once), so after a
 disconnect the next connection asks for exactly what is missing.
+
+Clock: a CGM has no Current Time; its records are stamped session start + time offset, and the
+offset counter runs on the sensor's own crystal, so it drifts like any device clock. A live
+measurement is sent the moment it is taken, so the live stream measures the timer's rate: the
+device seconds elapsed (offset) against the gateway seconds elapsed (arrival). Only a measurement
+that arrived as long after its live predecessor as it was taken after it counts (a backlog
+delivered in a burst does not); a constant delivery delay cancels out of the rate. Once the
+measurements span :data:`_RATE_MIN_SPAN_S`, each record is placed at session start + offset /
+rate (flag ``CLOCK_CORRECTED`` when that moves it). The session start is taken as the device
+states it. The rate is measured per connection: records back-filled after a reconnect, before
+the live stream has spanned the minimum again, are placed at session start + offset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import itertools
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from vitalgate.drivers import cgm as codec
 from vitalgate.drivers import racp, uuids
@@ -30,13 +43,19 @@ from vitalgate.gateway.sessions.base import (
 )
 from vitalgate.gateway.sessions.racp import Progress, RacpChannel
 from vitalgate.gateway.timefix import local_to_utc
-from vitalgate.readings import CgmReading, Reading
+from vitalgate.readings import CgmReading, QualityFlag, Reading
 
 __all__ = ["run_cgm"]
 
 _log = logging.getLogger(__name__)
 
 _FLUSH_S = 0.5
+#: Live measurements at each end of the span; the least delayed of each group is used.
+_LIVE_CHECK_WINDOW = 4
+#: The live measurements must span this long (gateway time) before the rate is trusted.
+_RATE_MIN_SPAN_S = 600.0
+# A correction smaller than this leaves a reading as it is.
+_MIN_MOVE_S = 0.001
 
 
 class _Stream:
@@ -49,6 +68,73 @@ class _Stream:
         self.start_local: datetime | None = None
         self.start_utc: datetime | None = None
         self.undecodable = 0
+        #: True while no RACP back-fill runs: a new highest offset is then a live measurement
+        self.live = False
+        self.highest_offset: int | None = None
+        self._previous_live: tuple[int, datetime] | None = None
+        # (raw, received_at): device seconds elapsed minus gateway seconds elapsed since start
+        self._first: list[tuple[float, datetime]] = []
+        self._last: collections.deque[tuple[float, datetime]] = collections.deque(
+            maxlen=_LIVE_CHECK_WINDOW
+        )
+        #: device seconds per true second, None until measured
+        self.rate: float | None = None
+        self._stored_rate: float | None = None
+
+    def _observe(self, offset_min: int, received_at: datetime) -> None:
+        """Measure the sensor timer's rate with a live measurement (see the module docstring)."""
+        assert self.start_utc is not None
+        newest = self.highest_offset is None or offset_min > self.highest_offset
+        if newest:
+            self.highest_offset = offset_min
+        if not (self.live and newest):
+            self._previous_live = None
+            return
+        previous, self._previous_live = self._previous_live, (offset_min, received_at)
+        if previous is None:
+            return
+        taken_apart_s = (offset_min - previous[0]) * 60.0
+        arrived_apart_s = (received_at - previous[1]).total_seconds()
+        if abs(arrived_apart_s - taken_apart_s) > self.env.policy.clock_tolerance_s:
+            return
+        raw_s = offset_min * 60.0 - (received_at - self.start_utc).total_seconds()
+        if len(self._first) < _LIVE_CHECK_WINDOW:
+            self._first.append((raw_s, received_at))
+            return
+        self._last.append((raw_s, received_at))
+        first = max(self._first)
+        last = max(self._last)
+        span_s = (last[1] - first[1]).total_seconds()
+        if span_s >= _RATE_MIN_SPAN_S:
+            self.rate = 1.0 + (last[0] - first[0]) / span_s
+
+    def _placed(self, reading: Reading | Rejected, received_at: datetime) -> Reading | Rejected:
+        """The reading at session start + offset / rate, when the rate moves it."""
+        rate = self.rate
+        if rate is None or not isinstance(reading, CgmReading) or self.start_utc is None:
+            return reading
+        at = self.start_utc + timedelta(seconds=reading.time_offset_min * 60.0 / rate)
+        at = min(at, received_at)  # a reading cannot postdate its receipt
+        if abs((at - reading.measured_at).total_seconds()) < _MIN_MOVE_S:
+            return reading
+        return dataclasses.replace(
+            reading, measured_at=at, flags=reading.flags | {QualityFlag.CLOCK_CORRECTED}
+        )
+
+    async def store_clock(self) -> None:
+        """Record the timer's accumulated error (``vitalgate status`` shows the clock offset)."""
+        rate, offset = self.rate, self.highest_offset
+        if rate is None or offset is None or rate == self._stored_rate:
+            return
+        self._stored_rate = rate
+        error_s = offset * 60.0 * (1.0 - 1.0 / rate)
+        await asyncio.to_thread(
+            self.env.registry.record_clock,
+            self.env.link.address,
+            measured_offset_s=error_s,
+            checked_at=self.env.clock.now(),
+            anchor=None,
+        )
 
     def take(self, received_at: datetime, data: bytes) -> None:
         assert self.start_local is not None and self.start_utc is not None
@@ -59,14 +145,14 @@ class _Stream:
             self.undecodable += 1
             return
         for m in records:
-            self.pending.append(
-                self.env.builder.cgm(
-                    m,
-                    session_start_local=self.start_local,
-                    session_start_utc=self.start_utc,
-                    received_at=received_at,
-                )
+            self._observe(m.time_offset_min, received_at)
+            reading = self.env.builder.cgm(
+                m,
+                session_start_local=self.start_local,
+                session_start_utc=self.start_utc,
+                received_at=received_at,
             )
+            self.pending.append(self._placed(reading, received_at))
 
     async def flush(self) -> list[int]:
         """Deliver what is pending; the time offsets now durably in the outbox."""
@@ -141,6 +227,7 @@ async def run_cgm(env: SessionEnv) -> SessionResult:
                     if len(stream.pending) >= env.limits.download_batch:
                         durable.update(await stream.flush())
 
+        live, stream.live = stream.live, False
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(consume())
@@ -152,6 +239,8 @@ async def run_cgm(env: SessionEnv) -> SessionResult:
                     finished.set()
         except BaseExceptionGroup as group:
             raise first_error(group) from None
+        finally:
+            stream.live = live
         durable.update(await stream.flush())
         if response.response_code not in (
             racp.ResponseCode.SUCCESS,
@@ -203,6 +292,7 @@ async def run_cgm(env: SessionEnv) -> SessionResult:
 
     await backfill(last)
     await settle()
+    stream.live = True
 
     def ended() -> bool:
         return env.stop.is_set() or not link.is_connected
@@ -217,6 +307,7 @@ async def run_cgm(env: SessionEnv) -> SessionResult:
         if stream.pending and (due or len(stream.pending) >= env.limits.download_batch):
             last_flush = loop.time()
             durable.update(await stream.flush())
+            await stream.store_clock()
             if not await advance_live():
                 await settle()  # a gap in the live stream: back-fill it while connected
         if got is None and ended() and inbox.empty():

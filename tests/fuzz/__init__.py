@@ -1,0 +1,1 @@
+"""Fuzzing: atheris harnesses, hypothesis fuzz tests and a replayable seed corpus."""

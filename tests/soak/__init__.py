@@ -1,0 +1,1 @@
+"""Soak: the gateway over simulated days with many devices; resources stay flat."""
