@@ -55,3 +55,10 @@ def victoria_metrics_url(server_urls: dict[str, Any]) -> str:
 @pytest.fixture(scope="session")
 def influxdb_url(server_urls: dict[str, Any]) -> str:
     return str(server_urls["influxdb"]["url"])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API keeps an event loop running in the
+    main thread for as long as its (session-scoped) browser lives, which would break every
+    asyncio test collected after it."""
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/"))
