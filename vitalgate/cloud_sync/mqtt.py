@@ -395,7 +395,12 @@ class MqttConnection:
         client = self._client
         if client is not None:
             # A dead connection's client is never used again (each connection makes its own),
-            # so closing its socket here is all the cleanup paho needs.
+            # so closing its socket here is all the cleanup paho needs. Its socket callbacks go
+            # first: paho's __del__ would otherwise call back into a loop that may be closed.
+            client.on_socket_open = None
+            client.on_socket_close = None
+            client.on_socket_register_write = None
+            client.on_socket_unregister_write = None
             sock = client.socket()
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -608,7 +613,7 @@ class MqttConnection:
         assert self._loop is not None
         if threading.get_ident() == self._loop_thread:
             fn(*args)
-        else:  # fired from connect() in the worker thread
+        elif not self._loop.is_closed():  # fired from connect() in the worker thread
             self._loop.call_soon_threadsafe(fn, *args)
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
