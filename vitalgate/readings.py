@@ -80,6 +80,9 @@ class QualityFlag(enum.StrEnum):
     CLOCK_CORRECTED = "clock_corrected"
     CLOCK_UNSET = "clock_unset"
     NO_DEVICE_TIME = "no_device_time"
+    # Value provenance: computed by the gateway from a raw stream (heart rate from PPG), not a
+    # measurement the device reported.
+    DERIVED = "derived"
 
     @property
     def non_clinical(self) -> bool:

@@ -23,7 +23,6 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,13 +55,13 @@ class SteppedWallClock:
         await asyncio.sleep(max(0.0, delay.total_seconds()))
 
 
-def _publisher(config: GatewayConfig, outbox: Outbox) -> Callable[[], Awaitable[None]]:
+def _publisher(config: GatewayConfig, outbox: Outbox) -> Publisher:
     """The MQTT publisher of ``vitalgate run`` (the config's ``[broker]``), with reconnect
     back-off capped at 2 s instead of 60 s so a seeded run settles in seconds."""
     broker = dataclasses.replace(
         config.broker, connect_timeout_s=3.0, backoff_initial_s=0.2, backoff_max_s=2.0
     )
-    return Publisher(broker, outbox).run
+    return Publisher(broker, outbox)
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -126,6 +126,7 @@ FLAG_BITS: Final[Mapping[QualityFlag, int]] = {
     QualityFlag.CLOCK_CORRECTED: 13,
     QualityFlag.CLOCK_UNSET: 14,
     QualityFlag.NO_DEVICE_TIME: 15,
+    QualityFlag.DERIVED: 16,
 }
 _BIT_OF_STR: Final[dict[str, int]] = {str(f): 1 << b for f, b in FLAG_BITS.items()}
 _FLAG_OF_BIT: Final[dict[int, QualityFlag]] = {b: f for f, b in FLAG_BITS.items()}

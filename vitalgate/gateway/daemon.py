@@ -12,7 +12,9 @@ Structure (one :class:`asyncio.TaskGroup`):
   device's last error, and the device is retried later with exponential backoff and jitter.
   One misbehaving device never stops the others or the daemon.
 * the **publisher** (``vitalgate.cloud_sync``), when given, runs alongside and drains the outbox
-  to MQTT. BLE sessions never wait on it: they only write to the outbox.
+  to MQTT. BLE sessions never wait on it: they only write to the outbox. On stop it outlives
+  the device sessions by up to ``_SHUTDOWN_DRAIN_S`` so what they delivered last is published
+  now rather than at the next start (it is durable in the outbox either way).
 * a **refresher** reloads the registry every ``_REFRESH_S`` seconds so devices paired while the
   daemon runs are picked up.
 """
@@ -22,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
@@ -72,6 +75,18 @@ class DaemonStats:
         return self.devices.setdefault(address, DeviceStats())
 
 
+#: On stop, how long the publisher may keep draining the outbox after the sessions ended.
+_SHUTDOWN_DRAIN_S = 5.0
+
+
+class Publishing(Protocol):
+    """What the daemon needs of a publisher (:class:`vitalgate.cloud_sync.publisher.Publisher`)."""
+
+    def run(self) -> Awaitable[Any]: ...
+
+    def wait_drained(self) -> Awaitable[None]: ...
+
+
 class Daemon:
     """The gateway's long-running service. Call :meth:`run` with a stop event."""
 
@@ -82,7 +97,7 @@ class Daemon:
         pipeline: Pipeline,
         *,
         clock: GatewayClock,
-        publisher: Callable[[], Awaitable[None]] | None = None,
+        publisher: Publishing | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
@@ -209,7 +224,7 @@ class Daemon:
         failures = 0
         while True:
             try:
-                await self._publisher()
+                await self._publisher.run()
                 return
             except asyncio.CancelledError:
                 raise
@@ -218,6 +233,17 @@ class Daemon:
                 self.stats.unexpected_errors += 1
                 _log.exception("publisher failed; restarting")
                 await asyncio.sleep(min(60.0, 2.0**failures) * self._rng.uniform(0.5, 1.0))
+
+    async def _drain(self, publishing: asyncio.Task[None]) -> None:
+        """Let the publisher empty the outbox for a moment, then stop it."""
+        assert self._publisher is not None
+        try:
+            async with asyncio.timeout(_SHUTDOWN_DRAIN_S):
+                await self._publisher.wait_drained()
+        except TimeoutError:
+            _log.info("outbox not drained on stop: the rest is published at the next start")
+        finally:
+            publishing.cancel()
 
     async def _scan(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -246,14 +272,19 @@ class Daemon:
             stop=stop,
         )
         _log.info("gateway %s serving %d device(s)", self._config.gateway_id, len(self._records))
-        async with asyncio.TaskGroup() as tg:
-            background = [
-                tg.create_task(self._dispatch(ctx, tg), name="dispatch"),
-                tg.create_task(self._refresher(), name="refresher"),
-            ]
+        async with asyncio.TaskGroup() as outer:
+            publishing = None
             if self._publisher is not None:
-                background.append(tg.create_task(self._run_publisher(), name="publisher"))
-            await self._scan(stop)
-            for task in background:
-                task.cancel()
+                publishing = outer.create_task(self._run_publisher(), name="publisher")
+            async with asyncio.TaskGroup() as tg:
+                background = [
+                    tg.create_task(self._dispatch(ctx, tg), name="dispatch"),
+                    tg.create_task(self._refresher(), name="refresher"),
+                ]
+                await self._scan(stop)
+                for task in background:
+                    task.cancel()
+            # The sessions have ended; what they delivered is durable in the outbox.
+            if publishing is not None:
+                await self._drain(publishing)
         _log.info("gateway %s stopped", self._config.gateway_id)

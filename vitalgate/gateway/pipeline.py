@@ -95,6 +95,9 @@ def identity_of(record: DeviceRecord) -> DeviceIdentity:
     )
 
 
+#: The least gap between two live samples of one kind from one device (see ``_stream_time``).
+_STREAM_STEP = timedelta(milliseconds=1)
+
 _BP_STATUS_FLAGS = (
     ("body_movement", QualityFlag.BODY_MOVEMENT),
     ("cuff_too_loose", QualityFlag.CUFF_TOO_LOOSE),
@@ -127,6 +130,7 @@ class ReadingBuilder:
         self._identity = identity_of(record)
         self._fixer = fixer
         self._stream_counter = 0
+        self._stream_last: dict[ReadingKind, datetime] = {}
         self._connection_nonce = secrets.token_hex(8)
 
     @property
@@ -335,6 +339,17 @@ class ReadingBuilder:
             ),
         )
 
+    def _stream_time(self, kind: ReadingKind, received_at: datetime) -> datetime:
+        """``measured_at`` of a live sample: its receipt, kept at least a millisecond after the
+        previous sample of the kind, so no two share a time in a store keyed by series and time
+        (InfluxDB overwrites such a point; VictoriaMetrics keeps milliseconds)."""
+        last = self._stream_last.get(kind)
+        stamp = received_at
+        if last is not None and stamp < last + _STREAM_STEP:
+            stamp = last + _STREAM_STEP
+        self._stream_last[kind] = stamp
+        return stamp
+
     def continuous_oximetry(
         self, m: plx_codec.ContinuousMeasurement, received_at: datetime
     ) -> PulseOximetryReading | Rejected:
@@ -346,7 +361,7 @@ class ReadingBuilder:
         return PulseOximetryReading(
             patient_id=patient,
             device=self._identity,
-            measured_at=received_at,
+            measured_at=self._stream_time(ReadingKind.PULSE_OXIMETRY, received_at),
             received_at=received_at,
             flags=frozenset(flags),
             spo2_pct=m.spo2_pct,
@@ -368,7 +383,7 @@ class ReadingBuilder:
         return HeartRateReading(
             patient_id=patient,
             device=self._identity,
-            measured_at=received_at,
+            measured_at=self._stream_time(ReadingKind.HEART_RATE, received_at),
             received_at=received_at,
             flags=frozenset(flags),
             heart_rate_bpm=float(m.heart_rate_bpm),
@@ -394,9 +409,9 @@ class ReadingBuilder:
         return HeartRateReading(
             patient_id=patient,
             device=self._identity,
-            measured_at=received_at,
+            measured_at=self._stream_time(ReadingKind.HEART_RATE, received_at),
             received_at=received_at,
-            flags=frozenset({QualityFlag.NO_DEVICE_TIME, *window.flags}),
+            flags=frozenset({QualityFlag.NO_DEVICE_TIME, QualityFlag.DERIVED, *window.flags}),
             heart_rate_bpm=round(window.heart_rate_bpm, 1),
             rr_intervals_s=window.rr_intervals_s,
             sensor_contact=None,

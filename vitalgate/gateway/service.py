@@ -7,8 +7,6 @@ return, idempotent by reading id).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from vitalgate.cloud_sync.outbox import Outbox
 from vitalgate.cloud_sync.publisher import Publisher
 from vitalgate.gateway.config import GatewayConfig
@@ -30,11 +28,6 @@ def close_outbox(outbox: Outbox) -> None:
     outbox.close()
 
 
-def publisher_for(config: GatewayConfig, outbox: Outbox) -> Callable[[], Awaitable[None]]:
-    """A factory of the publisher's run coroutine (MQTT settings from the gateway config)."""
-    publisher = Publisher(config.broker, outbox)
-
-    async def run() -> None:
-        await publisher.run()
-
-    return run
+def publisher_for(config: GatewayConfig, outbox: Outbox) -> Publisher:
+    """The outbox's publisher (MQTT settings from the gateway config)."""
+    return Publisher(config.broker, outbox)

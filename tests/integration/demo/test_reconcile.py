@@ -64,7 +64,7 @@ def test_a_reading_missing_from_the_store_is_lost() -> None:
     stored = Counter(m.reading_id for m in readings if m.reading_id not in ("cgm3", "hr7"))
     lost, duplicates, problems = reconcile(records, readings, stored)
     assert (lost, duplicates) == (2, 0)
-    assert "2 ground-truth record(s) not in the store" in problems
+    assert "2 ground-truth record(s) not in the store (cgm 1, heart_rate 1)" in problems
 
 
 def test_a_record_the_gateway_never_made_is_lost() -> None:
@@ -108,3 +108,19 @@ def test_live_samples_must_carry_the_records_values() -> None:
     ]
     stored = Counter(m.reading_id for m in wrong)
     assert reconcile(records, wrong, stored)[:2] == (1, 1)
+
+
+def test_derived_readings_are_neither_matches_nor_strays_but_can_be_duplicates() -> None:
+    records, readings = setup()
+    # Heart rate the gateway computed from PPG: same kind and device, no device record behind it.
+    derived = dataclasses.replace(
+        readings[-1], reading_id="ppg0", values=(("heart_rate_bpm", 71.0),), derived=True
+    )
+    stored = Counter(m.reading_id for m in [*readings, derived])
+    assert reconcile(records, [*readings, derived], stored) == (0, 0, [])
+    # It does not stand in for a record either: the record it resembles is still lost.
+    stored_without_hr9 = Counter(m.reading_id for m in [*readings[:-1], derived])
+    assert reconcile(records, [*readings, derived], stored_without_hr9)[:2] == (1, 0)
+    # Stored twice, it is a duplicate.
+    stored["ppg0"] += 1
+    assert reconcile(records, [*readings, derived], stored)[:2] == (0, 1)

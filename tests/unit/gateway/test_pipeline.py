@@ -17,6 +17,7 @@ from vitalgate.drivers import heart_rate as hrc
 from vitalgate.gateway.kinds import DeviceKind
 from vitalgate.gateway.link import Backoff
 from vitalgate.gateway.pipeline import Pipeline, ReadingBuilder, Rejected
+from vitalgate.gateway.ppg import PpgWindow
 from vitalgate.gateway.registry import DeviceRecord
 from vitalgate.gateway.status import format_status, status_to_json
 from vitalgate.gateway.timefix import TimeFixer
@@ -120,6 +121,38 @@ def test_heart_rate_live_ids_are_unique() -> None:
         assert r.flags == {QualityFlag.NO_DEVICE_TIME, QualityFlag.NO_SENSOR_CONTACT}
         ids.add(r.reading_id)
     assert len(ids) == 100
+
+
+def test_live_samples_of_a_kind_never_share_a_millisecond() -> None:
+    """Stores keyed by series and time (InfluxDB; VictoriaMetrics in ms) would overwrite one."""
+    b = builder(record(DeviceKind.HEART_RATE, "p-anna"))
+    m = hrc.HeartRateMeasurement(heart_rate_bpm=70, sensor_contact=True)
+    window = PpgWindow(
+        heart_rate_bpm=71.04,
+        rr_intervals_s=(0.84, 0.85),
+        beats=2,
+        motion_beats=0,
+        coverage=1.0,
+        flags=frozenset(),
+        start_sample_index=0,
+        duration_s=30.0,
+    )
+    stamps = []
+    for received_at in (NOW, NOW, NOW + timedelta(microseconds=300)):
+        r = b.heart_rate(m, received_at)
+        assert isinstance(r, HeartRateReading)
+        stamps.append(r.measured_at)
+    derived = b.ppg_heart_rate(window, NOW)  # completed in the same instant as a measurement
+    assert isinstance(derived, HeartRateReading)
+    stamps.append(derived.measured_at)
+    assert stamps == [NOW + timedelta(milliseconds=i) for i in range(4)]
+    # The gateway computed it: flagged as derived, never taken for a device measurement.
+    assert QualityFlag.DERIVED in derived.flags
+    assert derived.heart_rate_bpm == 71.0
+    # Time moving on is kept as it is.
+    later = b.heart_rate(m, NOW + timedelta(seconds=1))
+    assert isinstance(later, HeartRateReading)
+    assert later.measured_at == NOW + timedelta(seconds=1)
 
 
 class _Sink:

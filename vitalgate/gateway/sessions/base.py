@@ -80,20 +80,48 @@ class Inbox:
     Full policy: the incoming value is dropped and counted (the callback must never block the
     BLE stack). A session that dropped anything does not advance its sync point, so stored
     records are fetched again; live samples that were dropped are reported in ``dropped``.
+
+    Raw stream data (:meth:`push_bulk`: PPG and accelerometer samples, many packets a second)
+    has a bound of its own, so a flood of it can never crowd out a measurement (:meth:`push`);
+    ``bulk_dropped`` counts what of it was dropped. One queue keeps the arrival order.
     """
 
-    def __init__(self, clock: GatewayClock, maxsize: int) -> None:
+    def __init__(self, clock: GatewayClock, maxsize: int, *, bulk_maxsize: int = 0) -> None:
         self._clock = clock
-        self._queue: asyncio.Queue[tuple[datetime, bytes]] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[tuple[datetime, bytes, bool]] = asyncio.Queue()
+        self._maxsize = maxsize
+        self._bulk_maxsize = bulk_maxsize
+        self._size = 0
+        self._bulk_size = 0
         self.dropped = 0
+        self.bulk_dropped = 0
         self.received = 0
 
     def push(self, data: bytes) -> None:
+        """Queue a measurement (dropped and counted in ``dropped`` only when full)."""
         self.received += 1
-        try:
-            self._queue.put_nowait((self._clock.now(), data))
-        except asyncio.QueueFull:
+        if self._size >= self._maxsize:
             self.dropped += 1
+            return
+        self._size += 1
+        self._queue.put_nowait((self._clock.now(), data, False))
+
+    def push_bulk(self, data: bytes) -> None:
+        """Queue raw stream data under its own bound (dropped into ``bulk_dropped``)."""
+        self.received += 1
+        if self._bulk_size >= self._bulk_maxsize:
+            self.bulk_dropped += 1
+            return
+        self._bulk_size += 1
+        self._queue.put_nowait((self._clock.now(), data, True))
+
+    def _taken(self, item: tuple[datetime, bytes, bool]) -> tuple[datetime, bytes]:
+        received_at, data, bulk = item
+        if bulk:
+            self._bulk_size -= 1
+        else:
+            self._size -= 1
+        return received_at, data
 
     async def get(
         self, timeout_s: float, *, closed: Callable[[], bool] | None = None
@@ -106,7 +134,7 @@ class Inbox:
         if closed is None:
             try:
                 async with asyncio.timeout(timeout_s):
-                    return await self._queue.get()
+                    return self._taken(await self._queue.get())
             except TimeoutError:
                 return None
         loop = asyncio.get_running_loop()
@@ -114,19 +142,19 @@ class Inbox:
         poll_s = max(0.005, min(0.05, timeout_s / 4))
         while True:
             if not self._queue.empty():
-                return self._queue.get_nowait()
+                return self._taken(self._queue.get_nowait())
             remaining = deadline - loop.time()
             if remaining <= 0 or closed():
                 return None
             try:
                 async with asyncio.timeout(min(poll_s, remaining)):
-                    return await self._queue.get()
+                    return self._taken(await self._queue.get())
             except TimeoutError:
                 continue
 
     def get_nowait(self) -> tuple[datetime, bytes] | None:
         try:
-            return self._queue.get_nowait()
+            return self._taken(self._queue.get_nowait())
         except asyncio.QueueEmpty:
             return None
 

@@ -1,10 +1,12 @@
 """Heart rate: a live stream kept open, delivered in small batches.
 
 Notifications go into a bounded inbox (full policy: the newest sample is dropped and counted --
-a stalled outbox must not stall the BLE stack); a consumer delivers whatever has arrived
-every ``_FLUSH_S`` seconds or every ``limits.download_batch`` samples. The session lasts until
-the device drops the link or the daemon stops. Live samples have no device time:
-``measured_at`` is the receipt time (flag ``NO_DEVICE_TIME``).
+a stalled outbox must not stall the BLE stack; raw PPG/accelerometer packets have a bound of
+their own, so they can never crowd out a heart-rate measurement); a consumer delivers
+whatever has arrived every ``_FLUSH_S`` seconds or every ``limits.download_batch`` samples.
+The session lasts until the device drops the link or the daemon stops. Live samples have no
+device time: ``measured_at`` is the receipt time (flag ``NO_DEVICE_TIME``), kept a millisecond
+apart from the previous sample.
 
 When the wearable has the vendor PPG Stream service (``docs/vendor-ppg-service.md``), the
 session also subscribes to its PPG and accelerometer data and derives heart rate from the raw
@@ -46,10 +48,17 @@ _HR, _PPG, _ACCEL = b"\x00", b"\x01", b"\x02"
 
 
 def _tagged(inbox: Inbox, tag: bytes) -> Callable[[bytes], None]:
-    def push(data: bytes) -> None:
-        inbox.push(tag + data)
+    if tag == _HR:
 
-    return push
+        def push(data: bytes) -> None:
+            inbox.push(tag + data)
+
+        return push
+
+    def push_bulk(data: bytes) -> None:
+        inbox.push_bulk(tag + data)
+
+    return push_bulk
 
 
 async def _ppg_deriver(env: SessionEnv, inbox: Inbox) -> PpgHeartRate | None:
@@ -76,7 +85,7 @@ async def _ppg_deriver(env: SessionEnv, inbox: Inbox) -> PpgHeartRate | None:
 
 async def run_heart_rate(env: SessionEnv) -> SessionResult:
     result = SessionResult()
-    inbox = Inbox(env.clock, env.limits.stream_buffer)
+    inbox = Inbox(env.clock, env.limits.stream_buffer, bulk_maxsize=env.limits.stream_buffer)
     await env.link.subscribe(uuids.HEART_RATE_MEASUREMENT, _tagged(inbox, _HR))
     deriver = await _ppg_deriver(env, inbox)
 
@@ -92,9 +101,9 @@ async def run_heart_rate(env: SessionEnv) -> SessionResult:
         if got is not None:
             received_at, tagged = got
             tag, data = tagged[:1], tagged[1:]
-            if deriver is not None and inbox.dropped != dropped_seen:
-                dropped_seen = inbox.dropped
-                deriver.gap()  # whatever was dropped may have been PPG
+            if deriver is not None and inbox.bulk_dropped != dropped_seen:
+                dropped_seen = inbox.bulk_dropped
+                deriver.gap()  # PPG or accelerometer samples were dropped
             windows: list[PpgWindow] = []
             try:
                 if tag == _HR:
