@@ -24,9 +24,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Self
+from types import MappingProxyType
+from typing import Any, ClassVar, Final, Self
 
 __all__ = [
+    "MEAL_CODES",
     "READING_TYPES",
     "BloodPressureReading",
     "BodyTemperatureReading",
@@ -101,6 +103,18 @@ class Meal(enum.StrEnum):
     FASTING = "fasting"
     CASUAL = "casual"
     BEDTIME = "bedtime"
+
+
+#: The Meal field's codes (Glucose Service 1.0, Glucose Measurement Context, "Meal" 0x1-0x5).
+MEAL_CODES: Final[Mapping[Meal, int]] = MappingProxyType(
+    {
+        Meal.PREPRANDIAL: 1,
+        Meal.POSTPRANDIAL: 2,
+        Meal.FASTING: 3,
+        Meal.CASUAL: 4,
+        Meal.BEDTIME: 5,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +192,8 @@ class Reading:
     kind: ClassVar[ReadingKind]
     #: Names of the numeric value fields (units in the names) that go to the store.
     value_fields: ClassVar[tuple[str, ...]]
+    #: Value fields computed from other fields or by the gateway, never part of the identity.
+    computed_fields: ClassVar[frozenset[str]] = frozenset()
 
     patient_id: str
     device: DeviceIdentity
@@ -209,9 +225,14 @@ class Reading:
             )
 
     def _id_discriminator(self) -> tuple[object, ...]:
-        """Extra identity fields; by default the values when there is no sequence number."""
+        """Extra identity fields; by default the measured values when there is no sequence
+        number (values the gateway derives, ``computed_fields``, are no part of the identity)."""
         if self.sequence_number is None:
-            return tuple(getattr(self, name) for name in self.value_fields)
+            return tuple(
+                getattr(self, name)
+                for name in self.value_fields
+                if name not in self.computed_fields
+            )
         return ()
 
     def values(self) -> dict[str, float]:
@@ -267,7 +288,13 @@ class GlucoseReading(Reading):
     """A glucose-meter measurement (Glucose Service 0x1808) with its context, if any."""
 
     kind: ClassVar[ReadingKind] = ReadingKind.GLUCOSE
-    value_fields: ClassVar[tuple[str, ...]] = ("glucose_mg_dl", "carbohydrate_g", "hba1c_pct")
+    value_fields: ClassVar[tuple[str, ...]] = (
+        "glucose_mg_dl",
+        "carbohydrate_g",
+        "hba1c_pct",
+        "meal_code",
+    )
+    computed_fields: ClassVar[frozenset[str]] = frozenset({"meal_code"})
     glucose_mg_dl: float
     sample_type: int | None = None
     sample_location: int | None = None
@@ -275,6 +302,29 @@ class GlucoseReading(Reading):
     carbohydrate_g: float | None = None
     hba1c_pct: float | None = None
     is_control_solution: bool = False
+    #: ``meal`` as its Glucose Measurement Context code (GLS 1.0 section 3.107 "Meal": 1
+    #: preprandial, 2 postprandial, 3 fasting, 4 casual, 5 bedtime): the store keeps numbers only.
+    #: Filled in from ``meal`` (and ``meal`` from it): give either.
+    meal_code: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.meal is not None:
+            meal = Meal(self.meal)
+            object.__setattr__(self, "meal", meal)
+            code = float(MEAL_CODES[meal])
+            given = self.meal_code
+            if given is not None and not math.isnan(given) and given != code:
+                raise ValueError(f"meal_code {given} contradicts meal {meal.value}")
+            object.__setattr__(self, "meal_code", code)
+        elif self.meal_code is not None:
+            if math.isnan(self.meal_code):  # NaN: no meal context
+                object.__setattr__(self, "meal_code", None)
+            else:
+                meal_of = {float(c): m for m, c in MEAL_CODES.items()}.get(float(self.meal_code))
+                if meal_of is None:
+                    raise ValueError(f"meal_code {self.meal_code} is not a GLS meal code (1..5)")
+                object.__setattr__(self, "meal", meal_of)
+        Reading.__post_init__(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,11 +356,16 @@ class HeartRateReading(Reading):
     """A heart-rate measurement (Heart Rate Service 0x180D), with RR intervals in seconds."""
 
     kind: ClassVar[ReadingKind] = ReadingKind.HEART_RATE
-    value_fields: ClassVar[tuple[str, ...]] = ("heart_rate_bpm", "energy_expended_kj")
+    value_fields: ClassVar[tuple[str, ...]] = ("heart_rate_bpm", "energy_expended_kj", "rmssd_ms")
+    computed_fields: ClassVar[frozenset[str]] = frozenset({"rmssd_ms"})
     heart_rate_bpm: float
     rr_intervals_s: tuple[float, ...] = ()
     sensor_contact: bool | None = None
     energy_expended_kj: float | None = None
+    #: HRV computed by the gateway: RMSSD (Task Force 1996) of the artifact-corrected RR series
+    #: of the window this reading closes (5 min of strap RR intervals, or one PPG window). The
+    #: store keeps numbers only, so HRV travels as this value rather than as the RR series.
+    rmssd_ms: float | None = None
 
     def _id_discriminator(self) -> tuple[object, ...]:
         return (self.heart_rate_bpm, self.rr_intervals_s)

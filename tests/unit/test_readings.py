@@ -86,3 +86,23 @@ def test_reading_type_lookup() -> None:
     assert reading_type("blood_pressure") is BloodPressureReading
     with pytest.raises(ValueError):
         reading_type("nope")
+
+
+def test_glucose_meal_context_travels_as_its_gls_code() -> None:
+    from vitalgate.readings import MEAL_CODES, Meal
+
+    # Glucose Service 1.0, Glucose Measurement Context, field "Meal": 1..5 in this order.
+    assert [MEAL_CODES[m] for m in Meal] == [1, 2, 3, 4, 5]
+    base = dict(patient_id="p1", device=DEV, measured_at=T0, received_at=T0, sequence_number=7)
+    g = GlucoseReading(**base, glucose_mg_dl=101.0, meal=Meal.POSTPRANDIAL)  # type: ignore[arg-type]
+    assert g.meal_code == 2.0
+    assert g.values() == {"glucose_mg_dl": 101.0, "meal_code": 2.0}
+    # Back from the store's numbers: the code gives the meal; the identity does not change.
+    back = GlucoseReading(**base, glucose_mg_dl=101.0, meal_code=2.0)  # type: ignore[arg-type]
+    assert back.meal is Meal.POSTPRANDIAL and back.reading_id == g.reading_id
+    none = GlucoseReading(**base, glucose_mg_dl=101.0, meal_code=float("nan"))  # type: ignore[arg-type]
+    assert none.meal is None and none.meal_code is None and "meal_code" not in none.values()
+    with pytest.raises(ValueError, match="contradicts"):
+        GlucoseReading(**base, glucose_mg_dl=101.0, meal=Meal.FASTING, meal_code=1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a GLS meal code"):
+        GlucoseReading(**base, glucose_mg_dl=101.0, meal_code=9.0)  # type: ignore[arg-type]

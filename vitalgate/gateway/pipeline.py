@@ -50,7 +50,7 @@ from vitalgate.readings import (
     WeightReading,
     make_reading_id,
 )
-from vitalgate.signal import quality
+from vitalgate.signal import hrv, quality
 
 __all__ = [
     "DeliveryResult",
@@ -97,6 +97,11 @@ def identity_of(record: DeviceRecord) -> DeviceIdentity:
 
 #: The least gap between two live samples of one kind from one device (see ``_stream_time``).
 _STREAM_STEP = timedelta(milliseconds=1)
+#: A strap's RR intervals are gathered into windows of this length for HRV (Task Force 1996's
+#: short-term recording); a silence longer than ``_RR_GAP`` starts a new window.
+_RR_WINDOW_S = 300.0
+_RR_GAP = timedelta(seconds=5)
+_RR_MIN_INTERVALS = 60
 
 _BP_STATUS_FLAGS = (
     ("body_movement", QualityFlag.BODY_MOVEMENT),
@@ -131,6 +136,9 @@ class ReadingBuilder:
         self._fixer = fixer
         self._stream_counter = 0
         self._stream_last: dict[ReadingKind, datetime] = {}
+        self._rr_window: list[float] = []
+        self._rr_window_s = 0.0
+        self._rr_last: datetime | None = None
         self._connection_nonce = secrets.token_hex(8)
 
     @property
@@ -371,9 +379,26 @@ class ReadingBuilder:
             reading_id=self._stream_id(ReadingKind.PULSE_OXIMETRY, received_at),
         )
 
+    def _strap_rmssd(self, m: hr_codec.HeartRateMeasurement, received_at: datetime) -> float | None:
+        """Gather the strap's RR intervals; RMSSD of a window once it holds ``_RR_WINDOW_S``."""
+        if self._rr_last is not None and received_at - self._rr_last > _RR_GAP:
+            self._rr_window, self._rr_window_s = [], 0.0  # a gap: beats are missing
+        self._rr_last = received_at
+        if m.sensor_contact is False:
+            self._rr_window, self._rr_window_s = [], 0.0
+            return None
+        self._rr_window.extend(m.rr_intervals_s)
+        self._rr_window_s += sum(m.rr_intervals_s)
+        if self._rr_window_s < _RR_WINDOW_S:
+            return None
+        window, self._rr_window, self._rr_window_s = self._rr_window, [], 0.0
+        return hrv.rmssd_ms(window, min_intervals=_RR_MIN_INTERVALS)
+
     def heart_rate(
         self, m: hr_codec.HeartRateMeasurement, received_at: datetime
     ) -> HeartRateReading | Rejected:
+        """A Heart Rate Measurement; every 5 minutes of RR intervals, one also carries the
+        window's RMSSD (``rmssd_ms``)."""
         patient = self._patient()
         if isinstance(patient, Rejected):
             return patient
@@ -392,6 +417,7 @@ class ReadingBuilder:
             energy_expended_kj=(
                 float(m.energy_expended_kj) if m.energy_expended_kj is not None else None
             ),
+            rmssd_ms=self._strap_rmssd(m, received_at),
             reading_id=self._stream_id(ReadingKind.HEART_RATE, received_at),
         )
 
@@ -401,7 +427,8 @@ class ReadingBuilder:
         """Heart rate derived by the gateway from the vendor PPG stream over one window.
 
         ``measured_at`` is the receipt of the packet that completed the window (about its end);
-        the window's quality flags are kept on the reading.
+        the window's quality flags are kept on the reading, and its RMSSD when the window's beats
+        allow one.
         """
         patient = self._patient()
         if isinstance(patient, Rejected):
@@ -415,6 +442,7 @@ class ReadingBuilder:
             heart_rate_bpm=round(window.heart_rate_bpm, 1),
             rr_intervals_s=window.rr_intervals_s,
             sensor_contact=None,
+            rmssd_ms=hrv.rmssd_ms(window.rr_intervals_s),
             reading_id=self._stream_id(ReadingKind.HEART_RATE, received_at),
         )
 

@@ -36,6 +36,7 @@ __all__ = [
     "RrCorrection",
     "correct_rr",
     "frequency_domain",
+    "rmssd_ms",
     "time_domain",
 ]
 
@@ -302,3 +303,24 @@ def correct_rr(
         beat_t = np.cumsum(np.where(np.isfinite(rr), rr, 0.0))
         out[bad] = np.interp(beat_t[bad], beat_t[good], rr[good])
     return RrCorrection(out, artifact, ectopic)
+
+
+def rmssd_ms(
+    rr_intervals_s: ArrayLike, *, min_intervals: int = 20, max_corrected_fraction: float = 0.2
+) -> float | None:
+    """RMSSD (ms) of one recording window after :func:`correct_rr`, or None when the window is
+    too short (fewer than ``min_intervals``) or too corrupted (more than
+    ``max_corrected_fraction`` of its intervals were artifacts or ectopic beats) to report.
+
+    What the gateway attaches to heart-rate readings (``HeartRateReading.rmssd_ms``): RMSSD is
+    the time-domain measure that stays valid on short recordings (30 s to 5 min; Task Force 1996
+    and Munoz et al., PLoS One 2015;10:e0138921).
+    """
+    rr = np.asarray(rr_intervals_s, dtype=np.float64)
+    if rr.ndim != 1 or rr.size < min_intervals:
+        return None
+    fixed = correct_rr(rr)
+    if fixed.corrected_fraction > max_corrected_fraction:
+        return None
+    value = time_domain(fixed.rr_intervals_s).rmssd_ms
+    return round(value, 1) if math.isfinite(value) else None

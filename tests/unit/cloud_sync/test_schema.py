@@ -381,7 +381,7 @@ def test_decode_batch_accepts_and_converts() -> None:
     assert [s.reading_id for s in out] == [r.reading_id for r in rs]
     assert all(type(s) is StoredReading for s in out)
     assert out[0].flags == frozenset({"clock_corrected"})
-    assert out[1].values == {"glucose_mg_dl": 91.0}
+    assert out[1].values == {"glucose_mg_dl": 91.0, "meal_code": 3.0}  # fasting
     assert out[1].measured_at == T0 + timedelta(seconds=1)
     assert out[1].measured_at.tzinfo is UTC
 

@@ -203,3 +203,30 @@ def test_status_output_has_no_values_and_shows_errors() -> None:
     assert format_status([], NOW).startswith("no devices")
     (row,) = status_to_json([rec])
     assert row["kind"] == "blood_pressure" and row["user_patients"] == {"1": "p-anna"}
+
+
+def test_strap_rr_intervals_give_a_rmssd_every_five_minutes() -> None:
+    b = builder(record(DeviceKind.HEART_RATE, "p-anna"))
+    rr = (0.78, 0.82)  # 1.6 s of beats per notification, RMSSD 40 ms
+    values = []
+    t = NOW
+    for _ in range(400):
+        r = b.heart_rate(hrc.HeartRateMeasurement(heart_rate_bpm=75, rr_intervals_s=rr), t)
+        assert isinstance(r, HeartRateReading)
+        values.append(r.rmssd_ms)
+        t += timedelta(seconds=1.6)
+    reported = [i for i, v in enumerate(values) if v is not None]
+    assert reported == [187, 375]  # the notifications that complete 300 s of RR
+    assert values[187] == pytest.approx(40.0, abs=0.5)
+    # A silence longer than 5 s starts the window again.
+    for _ in range(100):
+        b.heart_rate(hrc.HeartRateMeasurement(heart_rate_bpm=75, rr_intervals_s=rr), t)
+        t += timedelta(seconds=1.6)
+    t += timedelta(seconds=30)
+    got = []
+    for _ in range(150):
+        r = b.heart_rate(hrc.HeartRateMeasurement(heart_rate_bpm=75, rr_intervals_s=rr), t)
+        assert isinstance(r, HeartRateReading)
+        got.append(r.rmssd_ms)
+        t += timedelta(seconds=1.6)
+    assert got == [None] * 150  # 150 x 1.6 s < 300 s since the gap

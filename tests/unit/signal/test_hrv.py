@@ -100,3 +100,21 @@ def test_segmented_spectrum_recovers_modulation_of_long_recording() -> None:
         out = hrv.frequency_domain(rr, segment_s=segment_s)
         assert out.lf_ms2 == pytest.approx(25**2 / 2, rel=0.06), segment_s
         assert out.hf_ms2 == pytest.approx(30**2 / 2, rel=0.06), segment_s
+
+
+def test_window_rmssd_reports_only_usable_windows() -> None:
+    from vitalgate.signal.hrv import rmssd_ms
+
+    rng = np.random.default_rng(3)
+    rr = 0.8 + rng.normal(0.0, 0.03, 300)
+    expected = float(np.sqrt(np.mean(np.diff(rr * 1000.0) ** 2)))
+    got = rmssd_ms(rr)
+    assert got is not None and abs(got - expected) < 0.05 + 0.02 * expected
+    assert rmssd_ms(rr[:10]) is None  # too short
+    broken = rr.copy()
+    broken[::3] = 3.0  # a third of the beats are artifacts: not reported
+    assert rmssd_ms(broken) is None
+    one_ectopic = rr.copy()
+    one_ectopic[100] = 0.45  # corrected, so RMSSD stays near the clean value
+    fixed = rmssd_ms(one_ectopic)
+    assert fixed is not None and abs(fixed - expected) < 0.2 * expected
