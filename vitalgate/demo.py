@@ -59,12 +59,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
 from vitalgate.errors import ConfigError, VitalgateError
 from vitalgate.readings import QualityFlag, Reading, ReadingKind
+
+if TYPE_CHECKING:
+    from vitalgate.gateway.alerts import AlertingSink
 
 __all__ = [
     "DEMO_DOCTOR",
@@ -191,64 +194,39 @@ class _GatewayClock:
 
 
 class _GatewaySink:
-    """The outbox, plus the clinical alert rules and (headless) a record of every reading.
-
-    ``add`` runs in the pipeline's worker thread: it commits the batch to the outbox first (the
-    pipeline's durability contract), then feeds the readings that were new to the alert
-    engine and queues the alerts durably in the outbox for the publisher.
+    """What ``vitalgate run`` puts behind its pipeline (the outbox with the alert rules:
+    :class:`~vitalgate.gateway.alerts.AlertingSink`), plus (headless) a record of every reading
+    the gateway made, for the reconciliation. ``add`` runs in the pipeline's worker thread.
     """
 
-    def __init__(
-        self,
-        outbox: Any,
-        engine: Any,
-        *,
-        record: bool,
-        on_alert: Callable[[], None],
-    ) -> None:
-        self._outbox = outbox
-        self._engine = engine
+    def __init__(self, inner: AlertingSink, *, record: bool) -> None:
+        self._inner = inner
         self._record = record
-        self._on_alert = on_alert
         self._lock = threading.Lock()
-        self._seen_for_alerts: set[str] = set()
         self.made: dict[str, _Made] = {}
-        self.offered = 0
         self.added = 0
-        self.alerts = 0
+
+    @property
+    def alerts(self) -> int:
+        return self._inner.alerts
 
     def add(self, readings: Sequence[Reading]) -> int:
-        added = int(self._outbox.add(readings))
+        added = self._inner.add(readings)
         with self._lock:
-            self.offered += len(readings)
             self.added += added
-            fresh = []
-            for r in readings:
-                if self._record and r.reading_id not in self.made:
-                    self.made[r.reading_id] = _Made(
-                        r.reading_id,
-                        r.kind,
-                        r.device.serial,
-                        r.device_time,
-                        r.sequence_number,
-                        r.measured_at,
-                        tuple(sorted(r.values().items())),
-                        derived=QualityFlag.DERIVED in r.flags,
-                    )
-                # Streams never alert here except SpO2; keep the memory bounded by kind.
-                if r.kind is ReadingKind.HEART_RATE:
-                    continue
-                if r.reading_id in self._seen_for_alerts:
-                    continue
-                self._seen_for_alerts.add(r.reading_id)
-                fresh.append(r)
-            alerts = self._engine.feed(fresh) if fresh else []
-        for alert in alerts:
-            self._outbox.add_alert(alert.to_event())
-        if alerts:
-            with self._lock:
-                self.alerts += len(alerts)
-            self._on_alert()
+            if self._record:
+                for r in readings:
+                    if r.reading_id not in self.made:
+                        self.made[r.reading_id] = _Made(
+                            r.reading_id,
+                            r.kind,
+                            r.device.serial,
+                            r.device_time,
+                            r.sequence_number,
+                            r.measured_at,
+                            tuple(sorted(r.values().items())),
+                            derived=QualityFlag.DERIVED in r.flags,
+                        )
         return added
 
 
@@ -504,7 +482,7 @@ class _DemoRun:
         from vitalgate.firmware_sim.clock import SimClock
         from vitalgate.firmware_sim.scenario import start_scenario
         from vitalgate.firmware_sim.world import SimWorld
-        from vitalgate.gateway.alerts import AlertEngine
+        from vitalgate.gateway.alerts import AlertEngine, AlertingSink
         from vitalgate.gateway.config import parse_config
         from vitalgate.gateway.daemon import Daemon
         from vitalgate.gateway.pipeline import Pipeline
@@ -567,7 +545,8 @@ class _DemoRun:
                 batching=Batching(linger_s=0.2),
             )
             self.sink = sink = _GatewaySink(
-                outbox, AlertEngine(), record=opts.headless, on_alert=publisher.notify
+                AlertingSink(outbox, AlertEngine(), on_alert=publisher.notify),
+                record=opts.headless,
             )
             self.registry = stack.enter_context(DeviceRegistry(config.registry_path))
 

@@ -27,6 +27,10 @@ deepens to level 2, and the end of a sustained episode (``ended=True``).
 Publishing goes on ``vitalgate/v1/<gateway_id>/alerts`` with :func:`encode_alert_message`
 (schema ``vitalgate.alert/1``, event type ``"clinical"``); :func:`decode_alert_message` reads it
 back.
+
+:class:`AlertingSink` puts the engine behind the gateway's pipeline: the readings the outbox
+accepted are fed to the rules, and the alerts go into the same outbox (durably, before the
+publisher is woken), so an alert raised offline is published when the uplink returns.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
+import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
@@ -657,3 +662,60 @@ class AlertEngine:
         ep.fired = self._sustained_alert(r.patient_id, rule, ep, severity, summary)
         if first:
             out.append(ep.fired)
+
+
+class _AlertOutbox(Protocol):
+    def add(self, readings: Sequence[Reading]) -> int: ...
+
+    def add_alert(self, event: Mapping[str, Any]) -> None: ...
+
+
+class AlertingSink:
+    """The pipeline's sink: the outbox, with the alert rules evaluated on what it accepted.
+
+    ``add`` stores the readings (durable on return), feeds the ones not fed before to the
+    engine (a re-downloaded record neither re-raises nor extends an alert; the last
+    ``remember`` reading ids are kept), queues the resulting alert events in the outbox and
+    calls ``on_alert`` (e.g. ``Publisher.notify``; it runs in the caller's thread). Thread-safe.
+    """
+
+    def __init__(
+        self,
+        outbox: _AlertOutbox,
+        engine: AlertEngine,
+        *,
+        on_alert: Callable[[], None] | None = None,
+        remember: int = 100_000,
+    ) -> None:
+        if remember < 1:
+            raise ValueError(f"remember must be >= 1, got {remember}")
+        self._outbox = outbox
+        self._engine = engine
+        self._on_alert = on_alert
+        self._remember = remember
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self.alerts = 0
+
+    def set_on_alert(self, on_alert: Callable[[], None] | None) -> None:
+        self._on_alert = on_alert
+
+    def add(self, readings: Sequence[Reading]) -> int:
+        added = self._outbox.add(readings)
+        with self._lock:
+            fresh = []
+            for r in readings:
+                if r.reading_id in self._seen:
+                    self._seen.move_to_end(r.reading_id)
+                    continue
+                self._seen[r.reading_id] = None
+                fresh.append(r)
+            while len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+            alerts = self._engine.feed(fresh) if fresh else []
+            for alert in alerts:
+                self._outbox.add_alert(alert.to_event())
+            self.alerts += len(alerts)
+        if alerts and self._on_alert is not None:
+            self._on_alert()
+        return added

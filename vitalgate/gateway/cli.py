@@ -281,7 +281,7 @@ async def _run(args: argparse.Namespace, config: GatewayConfig, *, publish: bool
 async def _run_daemon(config: GatewayConfig, *, publish: bool) -> int:
     from vitalgate.gateway.daemon import Daemon
     from vitalgate.gateway.pipeline import Pipeline
-    from vitalgate.gateway.service import close_outbox, open_outbox, publisher_for
+    from vitalgate.gateway.service import alerting_sink, close_outbox, open_outbox, publisher_for
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -291,12 +291,17 @@ async def _run_daemon(config: GatewayConfig, *, publish: bool) -> int:
     outbox = await asyncio.to_thread(open_outbox, config)
     try:
         with _registry(config) as registry:
+            publisher = publisher_for(config, outbox) if publish else None
+            # The alert rules run here, on the gateway, so they work while the uplink is down.
+            sink = alerting_sink(
+                config, outbox, on_alert=publisher.notify if publisher is not None else None
+            )
             daemon = Daemon(
                 config,
                 registry,
-                Pipeline(outbox),
+                Pipeline(sink),
                 clock=SystemClock(),
-                publisher=publisher_for(config, outbox) if publish else None,
+                publisher=publisher,
             )
             await daemon.run(stop)
     finally:

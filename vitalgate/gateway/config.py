@@ -13,6 +13,9 @@ have the default given here)::
     id = "p-anna"
     timezone = "Europe/Berlin"
     name = "Anna"                      # optional, shown by `vitalgate pair`
+    # optional: this patient's alert thresholds over the guideline defaults
+    # (vitalgate.gateway.alerts.AlertRules; e.g. a patient whose usual SpO2 is lower)
+    alerts = { spo2_low_pct = 88, disabled = ["bp_crisis"] }
 
     [broker]
     host = "mqtt.example.org"
@@ -49,13 +52,14 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vitalgate.cloud_sync.mqtt import MqttConfig
 from vitalgate.errors import ConfigError
+from vitalgate.gateway.alerts import AlertRules
 
 __all__ = [
     "DevicePolicy",
@@ -77,6 +81,7 @@ class Patient:
     id: str
     timezone: ZoneInfo
     name: str = ""
+    alerts: AlertRules = field(default_factory=AlertRules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,14 +225,25 @@ def _patients(raw: Mapping[str, Any]) -> dict[str, Patient]:
         path = f"patients[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(path, "must be a table")
-        _reject_unknown(entry, {"id", "timezone", "name"}, path)
+        _reject_unknown(entry, {"id", "timezone", "name", "alerts"}, path)
         pid = _str(entry, "id", f"{path}.id")
         if not _ID_RE.match(pid):
             raise ConfigError(f"{path}.id", "must be 1-64 characters of [A-Za-z0-9_.-]")
         if pid in out:
             raise ConfigError(f"{path}.id", f"duplicate patient id {pid!r}")
         tz = _zone(_str(entry, "timezone", f"{path}.timezone"), f"{path}.timezone")
-        out[pid] = Patient(id=pid, timezone=tz, name=_str(entry, "name", f"{path}.name", ""))
+        rules = AlertRules()
+        if "alerts" in entry:
+            table = entry["alerts"]
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}.alerts", "must be a table")
+            try:
+                rules = AlertRules.from_mapping(table)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}.{exc.key}", exc.reason) from None
+        out[pid] = Patient(
+            id=pid, timezone=tz, name=_str(entry, "name", f"{path}.name", ""), alerts=rules
+        )
     return out
 
 

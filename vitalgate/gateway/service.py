@@ -7,11 +7,14 @@ return, idempotent by reading id).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from vitalgate.cloud_sync.outbox import Outbox
 from vitalgate.cloud_sync.publisher import Publisher
+from vitalgate.gateway.alerts import AlertEngine, AlertingSink
 from vitalgate.gateway.config import GatewayConfig
 
-__all__ = ["close_outbox", "open_outbox", "publisher_for"]
+__all__ = ["alerting_sink", "close_outbox", "open_outbox", "publisher_for"]
 
 
 def open_outbox(config: GatewayConfig) -> Outbox:
@@ -31,3 +34,11 @@ def close_outbox(outbox: Outbox) -> None:
 def publisher_for(config: GatewayConfig, outbox: Outbox) -> Publisher:
     """The outbox's publisher (MQTT settings from the gateway config)."""
     return Publisher(config.broker, outbox)
+
+
+def alerting_sink(
+    config: GatewayConfig, outbox: Outbox, *, on_alert: Callable[[], None] | None = None
+) -> AlertingSink:
+    """The outbox with each patient's alert rules (``[[patients]] alerts``) evaluated on it."""
+    engine = AlertEngine({pid: p.alerts for pid, p in config.patients.items()})
+    return AlertingSink(outbox, engine, on_alert=on_alert)
