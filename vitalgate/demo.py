@@ -33,8 +33,9 @@ store:
 ``lost`` counts records with no reading in the store, ``duplicates`` stored readings beyond one
 per record. ``derived`` counts the stored readings the gateway computed itself (heart rate from
 the wearable's PPG stream, flag ``derived``): no device record stands behind them, so they are
-part of ``stored`` but not of ``generated``. The exit code is 0 only when lost and duplicates
-are both zero.
+part of ``stored`` but not of ``generated``. ``device_status`` counts the device-health rows
+(battery, clock error; one per device, patient and sync), which are not readings of the patients
+and are in neither. The exit code is 0 only when lost and duplicates are both zero.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class DemoSummary:
     stored_by_kind: dict[str, int]
     elapsed_s: float
     derived: int = 0
+    device_status: int = 0
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -176,14 +178,19 @@ class _GatewayClock:
     gateway stamping live samples (heart rate, continuous SpO2) with their receipt time would
     give several samples one timestamp, and a store keyed by series and timestamp (InfluxDB)
     would keep only one of them. Each reading of the time is at least 1 us after the previous.
+    Nor is a real gateway's clock phase-locked to the devices': it runs ``_PHASE`` behind the
+    simulated second, so a live sample's receipt time never equals, to the microsecond, the
+    whole second at which a device stamped a stored record of the same series.
     """
+
+    _PHASE = timedelta(microseconds=417)
 
     def __init__(self, clock: Any) -> None:
         self._clock = clock
         self._last: datetime | None = None
 
     def now(self) -> datetime:
-        now: datetime = self._clock.now()
+        now: datetime = self._clock.now() + self._PHASE
         if self._last is not None and now <= self._last:
             now = self._last + timedelta(microseconds=1)
         self._last = now
@@ -216,6 +223,8 @@ class _GatewaySink:
             self.added += added
             if self._record:
                 for r in readings:
+                    if r.kind is ReadingKind.DEVICE_STATUS:
+                        continue  # device health: no device record behind it
                     if r.reading_id not in self.made:
                         self.made[r.reading_id] = _Made(
                             r.reading_id,
@@ -311,10 +320,16 @@ def reconcile(
     lost = 0
     lost_by_kind: Counter[str] = Counter()
     matched: set[str] = set()
+    made_by_id = {m.reading_id: m for m in made}
     for rid, kind in expected:
         if rid is None or stored_ids.get(rid, 0) == 0:
             lost += 1
             lost_by_kind[kind] += 1
+            if rid is not None and lost <= 5:
+                m = made_by_id[rid]
+                problems.append(
+                    f"{kind} from {m.serial} at {_iso(m.measured_at)}: made, not in the store"
+                )
             continue
         matched.add(rid)
     duplicates += sum(n - 1 for n in stored_ids.values() if n > 1)
@@ -391,7 +406,8 @@ class _Counters:
 
 
 def _stored_ids(store: Any, patients: Sequence[str]) -> tuple[Counter[str], Counter[str], int]:
-    """(reading id -> rows, rows per kind, rows) of the demo's patients in the store.
+    """(reading id -> rows, rows per kind, rows) of the demo's patients' measurements in the
+    store (device-health rows, kind ``device_status``, are counted in the kinds only).
 
     A store without reading ids (VictoriaMetrics) is keyed by series and millisecond instead.
     """
@@ -400,7 +416,10 @@ def _stored_ids(store: Any, patients: Sequence[str]) -> tuple[Counter[str], Coun
     ids: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     n = 0
-    for row in iter_rows(store, patients=list(patients)):
+    for row in iter_rows(store, patients=list(patients), kinds=list(ReadingKind)):
+        if row.kind is ReadingKind.DEVICE_STATUS:
+            kinds[str(row.kind)] += 1
+            continue
         n += 1
         kinds[str(row.kind)] += 1
         key = row.reading_id or f"{row.kind}|{row.device}|{row.measured_at:%Y%m%d%H%M%S%f}"
@@ -640,6 +659,7 @@ class _DemoRun:
             made = list(sink.made.values())
             lost, duplicates, problems = reconcile(truth, made, ids)
             derived = sum(1 for m in made if m.derived and ids.get(m.reading_id, 0) > 0)
+            device_status = kinds.pop(str(ReadingKind.DEVICE_STATUS), 0)
             return DemoSummary(
                 generated=len(truth),
                 stored=n,
@@ -658,6 +678,7 @@ class _DemoRun:
                 elapsed_s=round(time.monotonic() - t_start, 1),
                 problems=problems[:20],
                 derived=derived,
+                device_status=device_status,
             )
 
     async def pair(self, *, streaming: bool) -> None:

@@ -19,7 +19,9 @@ Time bounds: ``--from`` is inclusive and ``--to`` exclusive. Both take ISO 8601 
 taken as UTC; a bare date given to ``--to`` means the end of that day (``--from 2026-11-24
 --to 2026-11-24`` is that whole day). Without bounds every reading is returned.
 
-Without ``--patient``/``--kind`` every patient the store knows / every kind is read. Output
+Without ``--patient``/``--kind`` every patient the store knows / every kind of measurement is
+read; the gateway's device-health rows (battery, clock error per sync) only with ``--kind
+device_status``. Output
 holds health data: ``--output FILE`` is created with mode 0600 (never printed to the log).
 """
 
@@ -128,6 +130,10 @@ def _series_rows(series: ReadingSeries) -> Iterator[QueryRow]:
         )
 
 
+#: What ``vitalgate query`` reads without ``--kind``: the patients' measurements.
+MEASUREMENT_KINDS: Final = tuple(k for k in ReadingKind if k is not ReadingKind.DEVICE_STATUS)
+
+
 def iter_rows(
     store: ReadingStore,
     *,
@@ -138,7 +144,8 @@ def iter_rows(
 ) -> Iterator[QueryRow]:
     """Rows of every (patient, kind) in [start, end), by patient, kind, then time.
 
-    ``patients=None`` reads every patient the store knows; ``kinds=None`` every kind.
+    ``patients=None`` reads every patient the store knows; ``kinds=None`` every kind of
+    measurement (``device_status``, the devices' health, only when asked for).
     Raises ConfigError for an empty or inverted range, StoreError when the store fails.
     """
     if start.tzinfo is None or end.tzinfo is None:
@@ -146,7 +153,7 @@ def iter_rows(
     if not start < end:
         raise ConfigError("to", f"must be after --from ({_iso_z(start)} .. {_iso_z(end)})")
     who = sorted(store.patients()) if patients is None else list(patients)
-    what = list(ReadingKind) if kinds is None else list(kinds)
+    what = MEASUREMENT_KINDS if kinds is None else list(kinds)
     for patient in who:
         for kind in what:
             yield from _series_rows(store.query(patient, kind, start, end))
@@ -164,7 +171,7 @@ def count_readings(
     if not start < end:
         raise ConfigError("to", f"must be after --from ({_iso_z(start)} .. {_iso_z(end)})")
     who = sorted(store.patients()) if patients is None else list(patients)
-    what = list(ReadingKind) if kinds is None else list(kinds)
+    what = MEASUREMENT_KINDS if kinds is None else list(kinds)
     return sum(len(store.query(p, k, start, end)) for p in who for k in what)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "BodyTemperatureReading",
     "CgmReading",
     "DeviceIdentity",
+    "DeviceStatusReading",
     "GlucoseReading",
     "HeartRateReading",
     "Meal",
@@ -57,6 +58,8 @@ class ReadingKind(enum.StrEnum):
     PULSE_OXIMETRY = "pulse_oximetry"
     BODY_TEMPERATURE = "body_temperature"
     WEIGHT = "weight"
+    #: Not a clinical measurement: the device's own state at a sync (battery, clock).
+    DEVICE_STATUS = "device_status"
 
 
 class QualityFlag(enum.StrEnum):
@@ -405,6 +408,27 @@ class WeightReading(Reading):
     user_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceStatusReading(Reading):
+    """A device's state when the gateway synced it: its battery level (Battery Service 0x180F,
+    Battery Level 0x2A19) and how far its clock was off the patient's wall clock (Current Time
+    Service; positive: the device was ahead). Device health for the dashboard, no clinical
+    measurement: alerts, statistics and FHIR observations leave it out. The gateway writes one per
+    patient of the device per sync (``measured_at`` = the sync), so it travels and is stored
+    like any reading.
+    """
+
+    kind: ClassVar[ReadingKind] = ReadingKind.DEVICE_STATUS
+    value_fields: ClassVar[tuple[str, ...]] = ("battery_pct", "clock_offset_s")
+    battery_pct: float | None = None
+    clock_offset_s: float | None = None
+
+    def _id_discriminator(self) -> tuple[object, ...]:
+        # Each sync is its own record (same battery and offset twice are still two syncs), and
+        # so is each patient's copy of it.
+        return ("status", self.patient_id, self.measured_at.isoformat())
+
+
 READING_TYPES: Mapping[ReadingKind, type[Reading]] = {
     cls.kind: cls
     for cls in (
@@ -415,6 +439,7 @@ READING_TYPES: Mapping[ReadingKind, type[Reading]] = {
         PulseOximetryReading,
         BodyTemperatureReading,
         WeightReading,
+        DeviceStatusReading,
     )
 }
 

@@ -499,7 +499,7 @@ def read_store(path: Path) -> list[StoredRow]:
         try:
             rows = conn.execute(
                 "SELECT reading_id, kind, patient, device, measured_at_ns, values_json "
-                "FROM readings"
+                "FROM readings WHERE kind != 'device_status'"  # device health: no truth record
             ).fetchall()
         except sqlite3.OperationalError:
             return []

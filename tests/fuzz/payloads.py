@@ -29,6 +29,7 @@ from vitalgate.readings import (
     BodyTemperatureReading,
     CgmReading,
     DeviceIdentity,
+    DeviceStatusReading,
     GlucoseReading,
     HeartRateReading,
     Meal,
@@ -118,6 +119,7 @@ def sample_readings(kind: ReadingKind, *, count: int = 2) -> list[Reading]:
                     rr_intervals_s=(0.8125, 0.8339),
                     sensor_contact=True,
                     energy_expended_kj=12.0,
+                    rmssd_ms=42.5,
                 )
             case ReadingKind.PULSE_OXIMETRY:
                 reading = PulseOximetryReading(
@@ -133,6 +135,8 @@ def sample_readings(kind: ReadingKind, *, count: int = 2) -> list[Reading]:
                 reading = WeightReading(
                     **common, weight_kg=81.4 + i, bmi_kg_m2=25.1, height_m=1.8, user_id=1
                 )
+            case ReadingKind.DEVICE_STATUS:
+                reading = DeviceStatusReading(**common, battery_pct=80.0 - i, clock_offset_s=-3.5)
         out.append(reading)
     return out
 

@@ -546,6 +546,7 @@ _ATTR_CHECKS: Final[Mapping[ReadingKind, Mapping[str, _AttrCheck]]] = {
     ReadingKind.PULSE_OXIMETRY: {"continuous": _check_bool(False)},
     ReadingKind.BODY_TEMPERATURE: {"site": _check_int_min(0, True)},
     ReadingKind.WEIGHT: {"user_id": _check_int_min(0, True)},
+    ReadingKind.DEVICE_STATUS: {},
 }
 #: Attributes a payload must carry (those without a default in the reading class).
 _REQUIRED_ATTRS: Final[Mapping[ReadingKind, frozenset[str]]] = {
@@ -564,6 +565,7 @@ _ATTR_FROM_JSON: Final[Mapping[ReadingKind, Mapping[str, Callable[[Any], Any]]]]
     ReadingKind.PULSE_OXIMETRY: {"continuous": bool},
     ReadingKind.BODY_TEMPERATURE: {"site": _int_or_none},
     ReadingKind.WEIGHT: {"user_id": _int_or_none},
+    ReadingKind.DEVICE_STATUS: {},
 }
 _VALUE_FIELDS: Final[Mapping[ReadingKind, frozenset[str]]] = {
     kind: frozenset(cls.value_fields) for kind, cls in READING_TYPES.items()

@@ -41,6 +41,7 @@ from vitalgate.readings import (
     BodyTemperatureReading,
     CgmReading,
     DeviceIdentity,
+    DeviceStatusReading,
     GlucoseReading,
     HeartRateReading,
     PulseOximetryReading,
@@ -144,6 +145,26 @@ class ReadingBuilder:
     @property
     def record(self) -> DeviceRecord:
         return self._record
+
+    def device_status(
+        self, at: datetime, *, battery_pct: int | None, clock_offset_s: float | None
+    ) -> list[DeviceStatusReading]:
+        """The device's state at this sync, once for each patient it serves (none if the sync
+        learnt nothing: no Battery Service, no readable clock)."""
+        if battery_pct is None and clock_offset_s is None:
+            return []
+        patients = {p for p in (self._record.patient_id, *self._record.user_patients.values()) if p}
+        return [
+            DeviceStatusReading(
+                patient_id=patient,
+                device=self._identity,
+                measured_at=at,
+                received_at=at,
+                battery_pct=None if battery_pct is None else float(battery_pct),
+                clock_offset_s=None if clock_offset_s is None else round(clock_offset_s, 3),
+            )
+            for patient in sorted(patients)
+        ]
 
     @property
     def identity(self) -> DeviceIdentity:

@@ -216,6 +216,7 @@ async def sync_device(
                 firmware=info.firmware_revision or "",
             )
             record = await asyncio.to_thread(ctx.registry.get, record.address)
+        level: int | None = None
         if link.has(uuids.BATTERY_LEVEL):
             try:
                 level = battery_codec.parse_battery_level(await link.read(uuids.BATTERY_LEVEL))
@@ -241,9 +242,15 @@ async def sync_device(
             tolerance_s=ctx.config.devices.clock_tolerance_s,
             set_to=clock_set.readback,
         )
+        builder = ReadingBuilder(record, fixer)
+        # Device health (battery, clock error as found) travels like a reading, to the dashboard.
+        offset = None if check is None or check.unset else check.offset_s
+        status = builder.device_status(now, battery_pct=level, clock_offset_s=offset)
+        if status:
+            await ctx.pipeline.deliver(status)
         env = SessionEnv(
             link=link,
-            builder=ReadingBuilder(record, fixer),
+            builder=builder,
             pipeline=ctx.pipeline,
             registry=ctx.registry,
             clock=ctx.clock,

@@ -85,6 +85,9 @@ PLAUSIBLE_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(
         "height_m": (0.4, 2.6),
         "energy_expended_kj": (0.0, 65_535.0),
         "rr_interval_s": (0.24, 2.4),
+        "battery_pct": (0.0, 100.0),
+        # A device clock more than ~30 years off is not a clock reading but corruption.
+        "clock_offset_s": (-1.0e9, 1.0e9),
     }
 )
 

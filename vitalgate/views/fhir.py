@@ -584,7 +584,11 @@ def export_bundle(
     from vitalgate.views.patients import local_day_range
 
     start, end = local_day_range(first_day, last_day, patient.tz)
-    series = {kind: store.query(patient.patient_id, kind, start, end) for kind in ReadingKind}
+    series: dict[ReadingKind, ReadingSeries] = {
+        kind: store.query(patient.patient_id, kind, start, end)
+        for kind in ReadingKind
+        if kind is not ReadingKind.DEVICE_STATUS  # device health: no clinical observation
+    }
     return build_bundle(
         patient,
         series,

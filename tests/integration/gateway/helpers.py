@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from vitalgate.cloud_sync.outbox import Outbox
 from vitalgate.firmware_sim.clock import SimClock
 from vitalgate.firmware_sim.devices.common import DeviceSetup, Patient, PatientProfile
 from vitalgate.firmware_sim.truth import TruthLog, TruthRecord
@@ -18,17 +19,22 @@ from vitalgate.gateway.config import GatewayConfig, parse_config
 from vitalgate.gateway.pipeline import Pipeline
 from vitalgate.gateway.registry import DeviceRegistry
 from vitalgate.gateway.runner import GatewayContext
-from vitalgate.readings import Reading
+from vitalgate.readings import Reading, ReadingKind
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 TZ = {"p-anna": "Europe/Berlin", "p-ben": "America/New_York"}
 
 
 class MemorySink:
-    """An idempotent in-memory reading sink with the Outbox's ``add`` contract."""
+    """An idempotent in-memory reading sink with the Outbox's ``add`` contract.
+
+    Device-health readings (``device_status``, one per sync) are kept apart in ``status``:
+    ``readings`` holds the measurements, to be matched with the devices' ground truth.
+    """
 
     def __init__(self) -> None:
         self.readings: dict[str, Reading] = {}
+        self.status: dict[str, Reading] = {}
         self.offers = 0
         self._lock = threading.Lock()
 
@@ -37,10 +43,21 @@ class MemorySink:
             added = 0
             for r in readings:
                 self.offers += 1
-                if r.reading_id not in self.readings:
-                    self.readings[r.reading_id] = r
+                into = self.status if r.kind is ReadingKind.DEVICE_STATUS else self.readings
+                if r.reading_id not in into:
+                    into[r.reading_id] = r
                     added += 1
             return added
+
+
+def measurements(readings: Iterable[Reading]) -> list[Reading]:
+    """The readings without the gateway's device-health ones (``device_status``)."""
+    return [r for r in readings if r.kind is not ReadingKind.DEVICE_STATUS]
+
+
+def pending_measurements(outbox: Outbox) -> int:
+    """The outbox's pending readings, device-health ones not counted."""
+    return outbox.pending_count() - outbox.pending_count(ReadingKind.DEVICE_STATUS)
 
 
 def make_config(state_dir: Path, **limits: Any) -> GatewayConfig:

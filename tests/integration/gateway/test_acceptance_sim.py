@@ -32,7 +32,16 @@ from vitalgate.gateway.pipeline import Pipeline
 from vitalgate.gateway.registry import DeviceRegistry
 from vitalgate.readings import QualityFlag, Reading, ReadingKind
 
-from .helpers import START, make_config, make_patient, make_setup, match_truth, pair_all, wait_until
+from .helpers import (
+    START,
+    make_config,
+    make_patient,
+    make_setup,
+    match_truth,
+    pair_all,
+    pending_measurements,
+    wait_until,
+)
 
 
 def _faults(serial: str, kind: FaultKind, **params: Any) -> FaultInjector:
@@ -40,7 +49,9 @@ def _faults(serial: str, kind: FaultKind, **params: Any) -> FaultInjector:
 
 
 def _outbox_readings(outbox: Outbox) -> list[Reading]:
-    rows = outbox._db.execute("SELECT kind, payload FROM outbox").fetchall()
+    rows = outbox._db.execute(
+        "SELECT kind, payload FROM outbox WHERE kind != 'device_status'"
+    ).fetchall()
     return [reading_from_dict(orjson.loads(payload), kind) for kind, payload in rows]
 
 
@@ -137,11 +148,25 @@ async def test_two_patients_ten_devices_three_days(sim_world: SimWorld, tmp_path
             for _ in range(3 * 8):
                 await clock.advance(timedelta(hours=3))
                 await asyncio.sleep(0.1)
-            await wait_until(lambda: outbox.pending_count() >= len(truth), 30.0)
+            await wait_until(lambda: pending_measurements(outbox) >= len(truth), 30.0)
             stop.set()
             await task
         readings = _outbox_readings(outbox)
+        health = [
+            reading_from_dict(orjson.loads(payload), kind)
+            for kind, payload in outbox._db.execute(
+                "SELECT kind, payload FROM outbox WHERE kind = 'device_status'"
+            )
+        ]
         assert daemon.stats.unexpected_errors == 0, daemon.stats
+    # Device health went the readings' way: every device, each of its patients, every sync.
+    expected = set()
+    for device, _, pid, users in plan:
+        for patient in [pid] if pid else (users or {}).values():
+            expected.add((device.setup.serial, patient))
+    assert {(h.device.serial, h.patient_id) for h in health} == expected
+    assert all(h.values().get("battery_pct") == 90.0 for h in health)
+    assert all(abs(h.values().get("clock_offset_s", 0.0)) < 1e6 for h in health)
     kinds = {t.kind for t in truth}
     assert kinds == {
         ReadingKind.BLOOD_PRESSURE,

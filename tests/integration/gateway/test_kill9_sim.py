@@ -28,7 +28,7 @@ from vitalgate.firmware_sim.truth import TruthLog
 from vitalgate.firmware_sim.world import SimWorld
 from vitalgate.gateway.registry import DeviceRegistry
 
-from .helpers import TZ, make_patient, make_setup, match_truth, wait_until
+from .helpers import TZ, make_patient, make_setup, match_truth, pending_measurements, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -156,9 +156,11 @@ async def test_kill9_mid_racp_download(tmp_path: Path) -> None:
             assert second.returncode == 0, (await second.stderr.read()).decode()[-2000:]
 
     with Outbox(outbox_path) as outbox:
-        assert outbox.pending_count() == expected
+        assert pending_measurements(outbox) == expected
     with sqlite3.connect(outbox_path) as db:
-        rows = db.execute("SELECT kind, payload FROM outbox").fetchall()
+        rows = db.execute(
+            "SELECT kind, payload FROM outbox WHERE kind != 'device_status'"
+        ).fetchall()
     readings = [reading_from_dict(orjson.loads(payload), kind) for kind, payload in rows]
     assert len({r.reading_id for r in readings}) == len(readings) == expected
     assert match_truth(list(truth), readings) == []

@@ -31,7 +31,9 @@ from .helpers import (
 
 
 def _outbox_readings(outbox: Outbox) -> list[Reading]:
-    rows = outbox._db.execute("SELECT kind, payload FROM outbox").fetchall()
+    rows = outbox._db.execute(
+        "SELECT kind, payload FROM outbox WHERE kind != 'device_status'"
+    ).fetchall()
     return [reading_from_dict(orjson.loads(payload), kind) for kind, payload in rows]
 
 

@@ -41,6 +41,7 @@ from vitalgate.readings import (
     BodyTemperatureReading,
     CgmReading,
     DeviceIdentity,
+    DeviceStatusReading,
     GlucoseReading,
     HeartRateReading,
     Meal,
@@ -120,6 +121,7 @@ _KIND_FIELDS: dict[type[Reading], Callable[[st.DrawFn], dict[str, Any]]] = {
         "rr_intervals_s": tuple(d(st.lists(st.floats(0, 10, allow_nan=False), max_size=20))),
         "sensor_contact": d(st.none() | st.booleans()),
         "energy_expended_kj": d(opt_finite),
+        "rmssd_ms": d(opt_finite),
     },
     PulseOximetryReading: lambda d: {
         "spo2_pct": d(finite),
@@ -133,6 +135,10 @@ _KIND_FIELDS: dict[type[Reading], Callable[[st.DrawFn], dict[str, Any]]] = {
         "bmi_kg_m2": d(opt_finite),
         "height_m": d(opt_finite),
         "user_id": d(opt_uint),
+    },
+    DeviceStatusReading: lambda d: {
+        "battery_pct": d(opt_finite),
+        "clock_offset_s": d(opt_finite),
     },
 }
 assert set(_KIND_FIELDS) == set(READING_TYPES.values())
@@ -184,6 +190,8 @@ def sample_readings(
             r = PulseOximetryReading(spo2_pct=90 + i % 10, pulse_rate_bpm=v, **common)
         elif k is ReadingKind.BODY_TEMPERATURE:
             r = BodyTemperatureReading(temperature_c=36 + (i % 20) / 10, site=1, **common)
+        elif k is ReadingKind.DEVICE_STATUS:
+            r = DeviceStatusReading(battery_pct=float(i % 101), clock_offset_s=-2.5, **common)
         else:
             r = WeightReading(weight_kg=v + 20, user_id=2, **common)
         if i % 5 == 0:

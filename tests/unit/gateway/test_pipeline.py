@@ -28,6 +28,7 @@ from vitalgate.readings import (
     Meal,
     QualityFlag,
     Reading,
+    ReadingKind,
 )
 
 TZ = ZoneInfo("Europe/Berlin")
@@ -230,3 +231,23 @@ def test_strap_rr_intervals_give_a_rmssd_every_five_minutes() -> None:
         got.append(r.rmssd_ms)
         t += timedelta(seconds=1.6)
     assert got == [None] * 150  # 150 x 1.6 s < 300 s since the gap
+
+
+def test_device_status_once_per_patient_and_sync() -> None:
+    shared = builder(record(DeviceKind.BLOOD_PRESSURE, None, {1: "p-anna", 2: "p-ben"}))
+    rs = shared.device_status(NOW, battery_pct=73, clock_offset_s=-41.23456)
+    assert [(r.patient_id, r.values()) for r in rs] == [
+        ("p-anna", {"battery_pct": 73.0, "clock_offset_s": -41.235}),
+        ("p-ben", {"battery_pct": 73.0, "clock_offset_s": -41.235}),
+    ]
+    assert all(r.kind is ReadingKind.DEVICE_STATUS and r.measured_at == NOW for r in rs)
+    assert rs[0].reading_id != rs[1].reading_id
+    # Each sync is its own record, even with the same values.
+    again = shared.device_status(NOW + timedelta(hours=1), battery_pct=73, clock_offset_s=-41.23456)
+    assert {r.reading_id for r in rs}.isdisjoint(r.reading_id for r in again)
+    # A sync that learnt nothing about the device sends nothing.
+    assert shared.device_status(NOW, battery_pct=None, clock_offset_s=None) == []
+    one = builder(record(DeviceKind.HEART_RATE, "p-anna"))
+    assert [r.values() for r in one.device_status(NOW, battery_pct=5, clock_offset_s=None)] == [
+        {"battery_pct": 5.0}
+    ]
