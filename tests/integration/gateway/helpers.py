@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from vitalgate.cloud_sync.outbox import Outbox
+from vitalgate.cloud_sync.schema import reading_from_dict
 from vitalgate.firmware_sim.clock import SimClock
 from vitalgate.firmware_sim.devices.common import DeviceSetup, Patient, PatientProfile
 from vitalgate.firmware_sim.truth import TruthLog, TruthRecord
@@ -53,6 +56,14 @@ class MemorySink:
 def measurements(readings: Iterable[Reading]) -> list[Reading]:
     """The readings without the gateway's device-health ones (``device_status``)."""
     return [r for r in readings if r.kind is not ReadingKind.DEVICE_STATUS]
+
+
+def outbox_measurements(outbox: Outbox) -> list[Reading]:
+    """The readings pending in the outbox, device-health ones left out."""
+    rows = outbox._db.execute(
+        "SELECT kind, payload FROM outbox WHERE kind != 'device_status'"
+    ).fetchall()
+    return [reading_from_dict(orjson.loads(payload), kind) for kind, payload in rows]
 
 
 def pending_measurements(outbox: Outbox) -> int:

@@ -30,7 +30,7 @@ from vitalgate.gateway.daemon import Daemon
 from vitalgate.gateway.kinds import DeviceKind
 from vitalgate.gateway.pipeline import Pipeline
 from vitalgate.gateway.registry import DeviceRegistry
-from vitalgate.readings import QualityFlag, Reading, ReadingKind
+from vitalgate.readings import QualityFlag, ReadingKind
 
 from .helpers import (
     START,
@@ -38,6 +38,7 @@ from .helpers import (
     make_patient,
     make_setup,
     match_truth,
+    outbox_measurements,
     pair_all,
     pending_measurements,
     wait_until,
@@ -46,13 +47,6 @@ from .helpers import (
 
 def _faults(serial: str, kind: FaultKind, **params: Any) -> FaultInjector:
     return FaultInjector((Fault(kind=kind, device=serial, **params),), seed=3, serial=serial)
-
-
-def _outbox_readings(outbox: Outbox) -> list[Reading]:
-    rows = outbox._db.execute(
-        "SELECT kind, payload FROM outbox WHERE kind != 'device_status'"
-    ).fetchall()
-    return [reading_from_dict(orjson.loads(payload), kind) for kind, payload in rows]
 
 
 async def test_two_patients_ten_devices_three_days(sim_world: SimWorld, tmp_path: Path) -> None:
@@ -151,7 +145,7 @@ async def test_two_patients_ten_devices_three_days(sim_world: SimWorld, tmp_path
             await wait_until(lambda: pending_measurements(outbox) >= len(truth), 30.0)
             stop.set()
             await task
-        readings = _outbox_readings(outbox)
+        readings = outbox_measurements(outbox)
         health = [
             reading_from_dict(orjson.loads(payload), kind)
             for kind, payload in outbox._db.execute(

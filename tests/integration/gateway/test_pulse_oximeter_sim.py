@@ -14,10 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-import orjson
-
 from vitalgate.cloud_sync.outbox import Outbox
-from vitalgate.cloud_sync.schema import reading_from_dict
 from vitalgate.firmware_sim.clock import SimClock
 from vitalgate.firmware_sim.devices.common import PatientProfile
 from vitalgate.firmware_sim.devices.pulse_oximeter import PulseOximeter
@@ -38,6 +35,7 @@ from .helpers import (
     make_patient,
     make_setup,
     match_truth,
+    outbox_measurements,
     pair_all,
     pending_measurements,
     wait_until,
@@ -56,13 +54,6 @@ class _GatedSink(MemorySink):
         if not self.gate.wait(30.0):
             raise TimeoutError("gate never opened")
         return super().add(readings)
-
-
-def _outbox_readings(outbox: Outbox) -> list[Reading]:
-    rows = outbox._db.execute(
-        "SELECT kind, payload FROM outbox WHERE kind != 'device_status'"
-    ).fetchall()
-    return [reading_from_dict(orjson.loads(payload), kind) for kind, payload in rows]
 
 
 async def test_every_spot_check_reaches_the_outbox_once(
@@ -95,7 +86,7 @@ async def test_every_spot_check_reaches_the_outbox_once(
             await wait_until(lambda: pending_measurements(outbox) >= len(spots), 10.0)
             stop.set()
             await task
-        readings = _outbox_readings(outbox)
+        readings = outbox_measurements(outbox)
         assert outbox.deadletters() == []
     assert daemon.stats.unexpected_errors == 0, daemon.stats
     assert len(spots) >= 5  # two days, three spot checks a day (New York time)

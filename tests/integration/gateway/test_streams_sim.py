@@ -6,10 +6,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-import orjson
-
 from vitalgate.cloud_sync.outbox import Outbox
-from vitalgate.cloud_sync.schema import reading_from_dict
 from vitalgate.firmware_sim.clock import SimClock
 from vitalgate.firmware_sim.devices.common import PatientProfile
 from vitalgate.firmware_sim.devices.hr_wearable import HeartRateWearable
@@ -18,7 +15,7 @@ from vitalgate.firmware_sim.world import SimWorld
 from vitalgate.gateway.kinds import DeviceKind
 from vitalgate.gateway.registry import DeviceRegistry
 from vitalgate.gateway.runner import sync_device
-from vitalgate.readings import HeartRateReading, QualityFlag, Reading
+from vitalgate.readings import HeartRateReading, QualityFlag
 
 from .helpers import (
     START,
@@ -26,15 +23,9 @@ from .helpers import (
     make_context,
     make_patient,
     make_setup,
+    outbox_measurements,
     pair_all,
 )
-
-
-def _outbox_readings(outbox: Outbox) -> list[Reading]:
-    rows = outbox._db.execute(
-        "SELECT kind, payload FROM outbox WHERE kind != 'device_status'"
-    ).fetchall()
-    return [reading_from_dict(orjson.loads(payload), kind) for kind, payload in rows]
 
 
 async def test_heart_rate_stream(sim_world: SimWorld, tmp_path: Path) -> None:
@@ -69,7 +60,7 @@ async def test_heart_rate_stream(sim_world: SimWorld, tmp_path: Path) -> None:
         # The strap's own readings (PPG-derived ones carry no sensor_contact).
         readings = [
             r
-            for r in _outbox_readings(sink)
+            for r in outbox_measurements(sink)
             if isinstance(r, HeartRateReading) and r.sensor_contact is not None
         ]
         assert sink.deadletters() == []
