@@ -7,6 +7,9 @@ Structure (one :class:`asyncio.TaskGroup`):
   (``_WANTED_MAX``); when it is full an advertisement is ignored -- the device advertises again.
 * the **dispatcher** starts one supervised task per queued device; the connection cap
   (``limits.max_concurrent_connections``) is a semaphore inside :func:`~.link.connect`.
+  Streaming devices, which stay connected, may hold all links but one, so a spot device
+  (BP monitor, meter, thermometer, scale) that advertises is always served; more streaming
+  devices than that is reported at start (a warning naming the setting to raise).
 * each device task is wrapped by the **supervisor** (:meth:`Daemon._supervise`): any error
   a device causes is logged (without health data), counted, written to the registry as the
   device's last error, and the device is retried later with exponential backoff and jitter.
@@ -262,16 +265,30 @@ class Daemon:
         """Serve devices until ``stop`` is set; then finish running sessions and return."""
         await self._refresh()
         self.idle.set()
+        # Streaming devices keep their link: they may hold all links but one, so a BP monitor
+        # or a meter that advertises always gets connected.
+        links = self._config.limits.max_concurrent_connections
+        stream_links = max(1, links - 1)
         ctx = GatewayContext(
             config=self._config,
             registry=self._registry,
             pipeline=self._pipeline,
             clock=self._clock,
-            limiter=asyncio.Semaphore(self._config.limits.max_concurrent_connections),
+            limiter=asyncio.Semaphore(links),
             rng=self._rng,
             stop=stop,
+            stream_limiter=asyncio.Semaphore(stream_links),
         )
         _log.info("gateway %s serving %d device(s)", self._config.gateway_id, len(self._records))
+        streaming = sum(1 for r in self._records.values() if r.kind.streaming)
+        if streaming > stream_links:
+            _log.warning(
+                "%d streaming devices (CGM, heart rate, oximeter) share %d link(s): raise "
+                "limits.max_concurrent_connections to %d so each keeps its link",
+                streaming,
+                stream_links,
+                streaming + 1,
+            )
         async with asyncio.TaskGroup() as outer:
             publishing = None
             if self._publisher is not None:

@@ -20,6 +20,7 @@ The order inside a connection:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -78,6 +79,9 @@ class GatewayContext:
     limiter: asyncio.Semaphore
     rng: random.Random
     stop: asyncio.Event
+    #: Links streaming devices may hold at once (they stay connected): fewer than ``limiter``
+    #: allows, so a BP monitor or a meter always finds a free link. None: no separate cap.
+    stream_limiter: asyncio.Semaphore | None = None
 
     @property
     def backoff(self) -> Backoff:
@@ -195,6 +199,15 @@ async def sync_device(
     Raises DeviceError (TransientDeviceError for what a retry may fix) when the device
     misbehaves; whatever was delivered before the error stays delivered.
     """
+    async with contextlib.AsyncExitStack() as stack:
+        if record.kind.streaming and ctx.stream_limiter is not None:
+            await stack.enter_async_context(ctx.stream_limiter)
+        return await _sync_connected(ctx, device, record)
+
+
+async def _sync_connected(
+    ctx: GatewayContext, device: BLEDevice | str, record: DeviceRecord
+) -> SessionResult:
     lim = ctx.config.limits
     async with connect(
         device,
