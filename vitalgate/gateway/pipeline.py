@@ -371,11 +371,16 @@ class ReadingBuilder:
     def _stream_time(self, kind: ReadingKind, received_at: datetime) -> datetime:
         """``measured_at`` of a live sample: its receipt, kept at least a millisecond after the
         previous sample of the kind, so no two share a time in a store keyed by series and time
-        (InfluxDB overwrites such a point; VictoriaMetrics keeps milliseconds)."""
+        (InfluxDB overwrites such a point; VictoriaMetrics keeps milliseconds). The first
+        millisecond of each second is left to records stamped by a device clock (whole
+        seconds), so a live sample never lands on a stored record of the same device and kind
+        (a pulse oximeter's spot check and its continuous stream)."""
         last = self._stream_last.get(kind)
         stamp = received_at
         if last is not None and stamp < last + _STREAM_STEP:
             stamp = last + _STREAM_STEP
+        if stamp.microsecond < 1000:
+            stamp = stamp.replace(microsecond=1000)
         self._stream_last[kind] = stamp
         return stamp
 

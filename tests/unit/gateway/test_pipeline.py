@@ -146,14 +146,19 @@ def test_live_samples_of_a_kind_never_share_a_millisecond() -> None:
     derived = b.ppg_heart_rate(window, NOW)  # completed in the same instant as a measurement
     assert isinstance(derived, HeartRateReading)
     stamps.append(derived.measured_at)
-    assert stamps == [NOW + timedelta(milliseconds=i) for i in range(4)]
+    # NOW is a whole second: its first millisecond is left to device-stamped records.
+    assert stamps == [NOW + timedelta(milliseconds=i) for i in range(1, 5)]
     # The gateway computed it: flagged as derived, never taken for a device measurement.
     assert QualityFlag.DERIVED in derived.flags
     assert derived.heart_rate_bpm == 71.0
     # Time moving on is kept as it is.
-    later = b.heart_rate(m, NOW + timedelta(seconds=1))
+    later = b.heart_rate(m, NOW + timedelta(seconds=1, microseconds=2500))
     assert isinstance(later, HeartRateReading)
-    assert later.measured_at == NOW + timedelta(seconds=1)
+    assert later.measured_at == NOW + timedelta(seconds=1, microseconds=2500)
+    # A receipt in a second's first millisecond moves out of it.
+    edge = b.heart_rate(m, NOW + timedelta(seconds=2, microseconds=400))
+    assert isinstance(edge, HeartRateReading)
+    assert edge.measured_at == NOW + timedelta(seconds=2, microseconds=1000)
 
 
 class _Sink:
