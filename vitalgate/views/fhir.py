@@ -461,6 +461,46 @@ def _cgm(b: _Builder, s: ReadingSeries, first: date, last: date, readings: bool)
     b.add(summary, "urn:uuid:" + uid)
 
 
+_PHD_NUMERIC = PHD + "PhdNumericObservation"
+
+
+@dataclass(frozen=True, slots=True)
+class _SimpleSpec:
+    """One numeric value of a kind as a PHD numeric Observation (and its FHIR vitals profile)."""
+
+    field_name: str
+    code: Code
+    unit: tuple[str, str, int]  # (unit text, UCUM code, decimals)
+    vitals: tuple[str, ...]
+    category: list[dict[str, Any]]
+    suffix: str = ""
+
+
+_BPM = ("beats/minute", "/min", 0)
+#: The kinds whose values map one to one onto Observations (BP and CGM have builders of their own).
+_SIMPLE: Final[Mapping[ReadingKind, tuple[_SimpleSpec, ...]]] = {
+    ReadingKind.GLUCOSE: (
+        _SimpleSpec(
+            "glucose_mg_dl", GLUCOSE_CAPILLARY_WHOLE_BLOOD, ("mg/dl", "mg/dL", 0), (), _LAB
+        ),
+    ),
+    ReadingKind.HEART_RATE: (
+        _SimpleSpec("heart_rate_bpm", HEART_RATE, _BPM, (VITALS + "heartrate",), _VITAL),
+    ),
+    ReadingKind.PULSE_OXIMETRY: (
+        _SimpleSpec("spo2_pct", SPO2, ("%", "%", 1), (VITALS + "oxygensat",), _VITAL),
+        _SimpleSpec("pulse_rate_bpm", PULSE_RATE, _BPM, (VITALS + "heartrate",), _VITAL, "/pulse"),
+    ),
+    ReadingKind.BODY_TEMPERATURE: (
+        _SimpleSpec("temperature_c", BODY_TEMP, ("Cel", "Cel", 2), (VITALS + "bodytemp",), _VITAL),
+    ),
+    ReadingKind.WEIGHT: (
+        _SimpleSpec("weight_kg", BODY_WEIGHT, ("kg", "kg", 2), (VITALS + "bodyweight",), _VITAL),
+        _SimpleSpec("bmi_kg_m2", BMI, ("kg/m2", "kg/m2", 1), (VITALS + "bmi",), _VITAL, "/bmi"),
+    ),
+}
+
+
 def build_bundle(
     patient: PatientInfo,
     series: Mapping[ReadingKind, ReadingSeries],
@@ -482,83 +522,23 @@ def build_bundle(
         },
         b.patient_url,
     )
-    vital_num = [PHD + "PhdNumericObservation"]
     for kind, s in series.items():
         if len(s) == 0:
             continue
         if kind is ReadingKind.BLOOD_PRESSURE:
             _bp(b, s)
-        elif kind is ReadingKind.GLUCOSE:
-            _simple(
-                b,
-                s,
-                "glucose_mg_dl",
-                GLUCOSE_CAPILLARY_WHOLE_BLOOD,
-                unit=("mg/dl", "mg/dL", 0),
-                profiles=vital_num,
-                category=_LAB,
-            )
         elif kind is ReadingKind.CGM:
             _cgm(b, s, first_day, last_day, cgm_readings)
-        elif kind is ReadingKind.HEART_RATE:
+        for spec in _SIMPLE.get(kind, ()):
             _simple(
                 b,
                 s,
-                "heart_rate_bpm",
-                HEART_RATE,
-                unit=("beats/minute", "/min", 0),
-                profiles=[*vital_num, VITALS + "heartrate"],
-                category=_VITAL,
-            )
-        elif kind is ReadingKind.PULSE_OXIMETRY:
-            _simple(
-                b,
-                s,
-                "spo2_pct",
-                SPO2,
-                unit=("%", "%", 1),
-                profiles=[*vital_num, VITALS + "oxygensat"],
-                category=_VITAL,
-            )
-            _simple(
-                b,
-                s,
-                "pulse_rate_bpm",
-                PULSE_RATE,
-                unit=("beats/minute", "/min", 0),
-                profiles=[*vital_num, VITALS + "heartrate"],
-                category=_VITAL,
-                suffix="/pulse",
-            )
-        elif kind is ReadingKind.BODY_TEMPERATURE:
-            _simple(
-                b,
-                s,
-                "temperature_c",
-                BODY_TEMP,
-                unit=("Cel", "Cel", 2),
-                profiles=[*vital_num, VITALS + "bodytemp"],
-                category=_VITAL,
-            )
-        elif kind is ReadingKind.WEIGHT:
-            _simple(
-                b,
-                s,
-                "weight_kg",
-                BODY_WEIGHT,
-                unit=("kg", "kg", 2),
-                profiles=[*vital_num, VITALS + "bodyweight"],
-                category=_VITAL,
-            )
-            _simple(
-                b,
-                s,
-                "bmi_kg_m2",
-                BMI,
-                unit=("kg/m2", "kg/m2", 1),
-                profiles=[*vital_num, VITALS + "bmi"],
-                category=_VITAL,
-                suffix="/bmi",
+                spec.field_name,
+                spec.code,
+                unit=spec.unit,
+                profiles=[_PHD_NUMERIC, *spec.vitals],
+                category=spec.category,
+                suffix=spec.suffix,
             )
     return {
         "resourceType": "Bundle",
