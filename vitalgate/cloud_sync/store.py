@@ -7,11 +7,16 @@ API (tested against VictoriaMetrics), InfluxDB 1.x (line protocol on ``/write``,
 Idempotency: the same reading always maps to the same series (measurement = kind; tags patient,
 gateway, device) and the same timestamp (``measured_at``), so a re-delivery overwrites instead of
 duplicating.
+
+Reads: ``query`` returns a columnar :class:`ReadingSeries`; ``downsample`` aggregates one field
+in the store (fixed bins aligned to the Unix epoch, excluded flags left out, exact quantiles),
+so a chart of dense data does not move every reading; ``count_flagged`` counts the readings
+carrying a flag per device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -21,7 +26,7 @@ import numpy.typing as npt
 
 from vitalgate.readings import ReadingKind
 
-__all__ = ["DeviceLatest", "ReadingSeries", "ReadingStore", "StoredReading"]
+__all__ = ["BinnedSeries", "DeviceLatest", "ReadingSeries", "ReadingStore", "StoredReading"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,40 @@ class ReadingSeries:
 
 
 @dataclass(frozen=True, slots=True)
+class BinnedSeries:
+    """One field of one patient's readings of one kind, aggregated in fixed time bins.
+
+    Bin ``k`` covers ``[offset_s + k * bin_s, offset_s + (k + 1) * bin_s)`` seconds after the
+    Unix epoch (UTC), whatever the store: the boundaries do not depend on the query range.
+    Only bins holding at least one reading are present, oldest first. ``starts_ns`` is each
+    bin's start (UTC epoch ns, on the boundary even where the queried range starts inside the
+    bin); ``mean``, ``min`` and ``max`` are the field's statistics over the bin and ``count``
+    the readings in it. ``quantiles`` maps each requested probability to the quantile of all
+    those readings together (NumPy's default "linear" definition; NaN without readings).
+    """
+
+    kind: ReadingKind
+    patient_id: str
+    field_name: str
+    bin_s: int
+    offset_s: int
+    starts_ns: npt.NDArray[np.int64]
+    mean: npt.NDArray[np.float64]
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    count: npt.NDArray[np.int64]
+    quantiles: dict[float, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.starts_ns.shape[0])
+
+    @property
+    def total(self) -> int:
+        """The number of readings aggregated (the sum of ``count``)."""
+        return int(self.count.sum())
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceLatest:
     """The newest reading per device of a patient (for status views)."""
 
@@ -78,9 +117,50 @@ class ReadingStore(Protocol):
         ...
 
     def query(
-        self, patient_id: str, kind: ReadingKind, start: datetime, end: datetime
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        start: datetime,
+        end: datetime,
+        *,
+        reading_ids: bool = True,
     ) -> ReadingSeries:
-        """Readings with start <= measured_at < end, oldest first."""
+        """Readings with start <= measured_at < end, oldest first.
+
+        ``reading_ids=False`` leaves the reading ids out (``reading_ids`` is empty): cheaper
+        where the store keeps them as strings beside the values, for callers that only chart.
+        """
+        ...
+
+    def downsample(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Sequence[float] = (),
+    ) -> BinnedSeries:
+        """``field`` of the readings with start <= measured_at < end, aggregated in the store.
+
+        Bins are ``bin_s`` seconds wide, aligned to the Unix epoch shifted by ``offset_s`` (see
+        :class:`BinnedSeries`). Readings without the field, and readings carrying any flag of
+        ``exclude_flags``, are left out of the bins and the ``quantiles`` (probabilities in
+        [0, 1]). Raises ValueError for a bad bin width, field name or probability.
+        """
+        ...
+
+    def count_flagged(
+        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        """Per device id, how many readings with start <= measured_at < end carry ``flag``.
+
+        Devices without such a reading are absent.
+        """
         ...
 
     def patients(self) -> list[str]:

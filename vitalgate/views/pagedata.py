@@ -6,20 +6,28 @@ converts times to the patient's wall clock and shapes compact JSON for the chart
 "local epoch milliseconds" (UTC ms plus the zone's offset at that instant), which plotly's date
 axes display as the patient's wall-clock time without any time-zone logic in the browser. Heart
 rate is downsampled (mean, min and max per bin) to at most ~1,500 points.
+
+Heart rate is not read row by row: the store aggregates it (``ReadingStore.downsample``) in
+UTC-aligned base bins that nest in the page's local-time bins (the base width divides the page's
+bin width, every UTC offset of the range and every offset change), and this module merges base
+bins into local bins. The result equals binning the clinical readings by local wall-clock time
+directly (means up to floating-point rounding): a local bin that a DST change makes longer (the
+repeated hour) is one bin, as before. The other kinds are read without reading ids.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from vitalgate.cloud_sync.store import DeviceLatest, ReadingSeries, ReadingStore
+from vitalgate.cloud_sync.store import BinnedSeries, DeviceLatest, ReadingSeries, ReadingStore
 from vitalgate.readings import Meal, QualityFlag, ReadingKind
 from vitalgate.signal import bp as bp_signal
 from vitalgate.signal import cgm as cgm_signal
@@ -65,9 +73,15 @@ _KIND_LABELS: Final[Mapping[ReadingKind, str]] = {
     ReadingKind.PULSE_OXIMETRY: "Pulse oximeter",
     ReadingKind.BODY_TEMPERATURE: "Thermometer",
     ReadingKind.WEIGHT: "Scale",
+    ReadingKind.DEVICE_STATUS: "Device status",
 }
 _HR_BINS_S: Final = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600)
 _HR_MAX_POINTS: Final = 1500
+_HR_RESTING_QUANTILE: Final = 0.10
+#: A battery at or below this is shown as low (devices warn the user at about 10-20 %).
+_BATTERY_LOW_PCT: Final = 20
+_NON_CLINICAL_FLAGS: Final = frozenset(str(f) for f in QualityFlag if f.non_clinical)
+_OFFSET_PROBE_S: Final = 6 * 3600
 _NS_PER_MS: Final = 1_000_000
 
 
@@ -268,32 +282,102 @@ def _meter(s: ReadingSeries, p: PatientInfo) -> dict[str, Any] | None:
 # Heart rate, SpO2, weight, temperature
 
 
-def _binned(
-    t_local_ms: npt.NDArray[np.int64], v: npt.NDArray[np.float64], span_s: float
-) -> dict[str, Any]:
-    bin_s = next((b for b in _HR_BINS_S if span_s / b <= _HR_MAX_POINTS), _HR_BINS_S[-1])
-    bins = t_local_ms // (bin_s * 1000)
+def _offset_changes(start_s: int, end_s: int, tz: tzinfo) -> tuple[list[int], list[int]]:
+    """The UTC offsets (s) a zone takes in ``[start_s, end_s]`` and the instants (epoch s) they
+    change at, each located to the second (probing every 6 h, as ``local_offsets_s`` does)."""
+
+    def offset(t_s: int) -> int:
+        delta = datetime.fromtimestamp(t_s, tz).utcoffset()
+        return 0 if delta is None else int(delta.total_seconds())
+
+    probes = [*range(start_s, end_s, _OFFSET_PROBE_S), end_s]
+    offsets = [offset(probes[0])]
+    changes: list[int] = []
+    for a, b in itertools.pairwise(probes):
+        ob = offset(b)
+        if ob == offsets[-1]:
+            continue
+        left, right = a, b  # offset(left) == offsets[-1], offset(right) == ob
+        while right - left > 1:
+            mid = (left + right) // 2
+            if offset(mid) == offsets[-1]:
+                left = mid
+            else:
+                right = mid
+        changes.append(right)
+        offsets.append(ob)
+    return offsets, changes
+
+
+def _hr_bin_s(span_s: float) -> int:
+    """The page's heart-rate bin: the finest of ``_HR_BINS_S`` giving <= 1,500 bins."""
+    return next((b for b in _HR_BINS_S if span_s / b <= _HR_MAX_POINTS), _HR_BINS_S[-1])
+
+
+def _local_bins(base: BinnedSeries, tz: str, bin_s: int) -> dict[str, Any]:
+    """Merge UTC base bins into local wall-clock bins of ``bin_s`` (consecutive base bins with
+    the same local bin make one, as binning the readings by local time does)."""
+    bins = local_ms(base.starts_ns, tz) // (bin_s * 1000)
     starts = np.flatnonzero(np.concatenate(([True], bins[1:] != bins[:-1])))
-    counts = np.diff(np.concatenate((starts, [bins.size])))
-    mean = np.add.reduceat(v, starts) / counts
+    counts = np.add.reduceat(base.count, starts)
+    mean = np.add.reduceat(base.mean * base.count, starts) / counts
     return {
         "x": (bins[starts] * bin_s * 1000 + bin_s * 500).tolist(),
         "mean": _round_list(mean),
-        "min": _round_list(np.minimum.reduceat(v, starts)),
-        "max": _round_list(np.maximum.reduceat(v, starts)),
+        "min": _round_list(np.minimum.reduceat(base.min, starts)),
+        "max": _round_list(np.maximum.reduceat(base.max, starts)),
         "bin_s": bin_s,
     }
 
 
-def _hr(s: ReadingSeries, p: PatientInfo, span_s: float) -> dict[str, Any] | None:
-    v = _col(s, "heart_rate_bpm")
-    keep = clinical_mask(s) & np.isfinite(v)
-    if not keep.any():
+def _base_bin_s(p: PatientInfo, start: datetime, end: datetime, bin_s: int) -> int:
+    """UTC bins that nest in the patient's local bins of ``bin_s`` across the range."""
+    offsets, changes = _offset_changes(
+        math.floor(start.timestamp()), math.ceil(end.timestamp()), p.tz
+    )
+    return math.gcd(bin_s, *offsets, *changes)
+
+
+def _hrv(
+    store: ReadingStore, p: PatientInfo, start: datetime, end: datetime
+) -> dict[str, Any] | None:
+    """Daily mean RMSSD (the gateway's per-window HRV, ``rmssd_ms``) per local day."""
+    day_s = 86_400
+    base = store.downsample(
+        p.patient_id,
+        ReadingKind.HEART_RATE,
+        "rmssd_ms",
+        start,
+        end,
+        bin_s=_base_bin_s(p, start, end, day_s),
+        exclude_flags=_NON_CLINICAL_FLAGS,
+    )
+    if base.total == 0:
         return None
-    v, t = v[keep], s.times_ns[keep]
-    out = _binned(local_ms(t, p.timezone), v, span_s)
-    out["n"] = int(v.size)
-    out["resting"] = _r(float(np.percentile(v, 10)), 0)
+    days = _local_bins(base, p.timezone, day_s)
+    return {"x": days["x"], "y": days["mean"], "n": base.total}
+
+
+def _hr(
+    store: ReadingStore, p: PatientInfo, start: datetime, end: datetime, span_s: float
+) -> dict[str, Any] | None:
+    bin_s = _hr_bin_s(span_s)
+    base_s = _base_bin_s(p, start, end, bin_s)
+    base = store.downsample(
+        p.patient_id,
+        ReadingKind.HEART_RATE,
+        "heart_rate_bpm",
+        start,
+        end,
+        bin_s=base_s,
+        exclude_flags=_NON_CLINICAL_FLAGS,
+        quantiles=(_HR_RESTING_QUANTILE,),
+    )
+    if base.total == 0:
+        return None
+    out = _local_bins(base, p.timezone, bin_s)
+    out["n"] = base.total
+    out["resting"] = _r(base.quantiles[_HR_RESTING_QUANTILE], 0)
     return out
 
 
@@ -313,19 +397,56 @@ def _points(s: ReadingSeries, p: PatientInfo, name: str, nd: int = 1) -> dict[st
 # Devices
 
 
+def measurements_only(latest: Sequence[DeviceLatest]) -> list[DeviceLatest]:
+    """The newest readings per device without the gateway's device-health rows."""
+    return [d for d in latest if d.kind is not ReadingKind.DEVICE_STATUS]
+
+
+def _health(status: ReadingSeries, p: PatientInfo) -> dict[str, dict[str, Any]]:
+    """Per device id: the newest battery level and clock offset the gateway reported."""
+    out: dict[str, dict[str, Any]] = {}
+    if len(status) == 0:
+        return out
+    battery, offset = _col(status, "battery_pct"), _col(status, "clock_offset_s")
+    for i in np.argsort(status.times_ns, kind="stable").tolist():
+        dev = status.device_ids[i] if i < len(status.device_ids) else ""
+        row = out.setdefault(dev, {"battery_pct": None, "clock_offset_s": None})
+        row["last_sync"] = (
+            datetime.fromtimestamp(int(status.times_ns[i]) / 1e9, UTC)
+            .astimezone(p.tz)
+            .strftime("%Y-%m-%d %H:%M")
+        )
+        if np.isfinite(battery[i]):
+            row["battery_pct"] = round(float(battery[i]))
+        if np.isfinite(offset[i]):
+            row["clock_offset_s"] = round(float(offset[i]), 1)
+    return out
+
+
 def _devices(
-    latest: Sequence[DeviceLatest], series: Mapping[ReadingKind, ReadingSeries], p: PatientInfo
+    latest: Sequence[DeviceLatest],
+    series: Mapping[ReadingKind, ReadingSeries],
+    p: PatientInfo,
+    clock_corrected: Mapping[str, int],
 ) -> list[dict[str, Any]]:
-    clock_corrected: dict[str, int] = {}
-    for s in series.values():
+    """``clock_corrected`` counts clock-corrected readings of kinds not in ``series``; the
+    device-health series (``device_status``) gives battery, last sync and clock offset."""
+    clock_corrected = dict(clock_corrected)
+    health: dict[str, dict[str, Any]] = {}
+    for kind, s in series.items():
+        if kind is ReadingKind.DEVICE_STATUS:
+            health = _health(s, p)
+            continue
         flagged = flag_mask(s, QualityFlag.CLOCK_CORRECTED)
         for i in np.flatnonzero(flagged).tolist():
             dev = s.device_ids[i]
             clock_corrected[dev] = clock_corrected.get(dev, 0) + 1
     out = []
     now = datetime.now(UTC)
-    for d in latest:
+    for d in measurements_only(latest):
         ident = d.device_id
+        h = health.get(ident, {})
+        battery = h.get("battery_pct")
         name = ident[5:] if ident.startswith("addr|") else " ".join(ident.split("|")[:2])
         age = now - d.measured_at
         out.append(
@@ -338,6 +459,10 @@ def _devices(
                 "age_h": round(age.total_seconds() / 3600, 1),
                 "stale": age > timedelta(days=2),
                 "clock_corrections": clock_corrected.get(ident, 0),
+                "battery_pct": battery,
+                "battery_low": battery is not None and battery <= _BATTERY_LOW_PCT,
+                "last_sync": h.get("last_sync"),
+                "clock_offset_s": h.get("clock_offset_s"),
             }
         )
     return out
@@ -358,18 +483,32 @@ def page_data(
 ) -> dict[str, Any]:
     """Everything the patient page shows for local days ``first_day`` .. ``last_day``.
 
-    ``latest`` is ``store.latest(patient)`` when the caller already has it.
+    ``latest`` is ``store.latest(patient)`` when the caller already has it. Heart rate is
+    aggregated by the store; every other kind is read whole.
     """
     start, end = local_day_range(first_day, last_day, patient.tz)
     days = (last_day - first_day).days + 1
-    series = {k: store.query(patient.patient_id, k, start, end) for k in kinds}
+    series: dict[ReadingKind, ReadingSeries] = {
+        k: store.query(patient.patient_id, k, start, end, reading_ids=False)
+        for k in kinds
+        if k is not ReadingKind.HEART_RATE
+    }
+    span_s = (end - start).total_seconds()
+    hr: dict[str, Any] | None = None
+    hrv: dict[str, Any] | None = None
+    clock_corrected: dict[str, int] = {}
+    if ReadingKind.HEART_RATE in kinds:
+        hr = _hr(store, patient, start, end, span_s)
+        hrv = _hrv(store, patient, start, end)
+        clock_corrected = store.count_flagged(
+            patient.patient_id, ReadingKind.HEART_RATE, QualityFlag.CLOCK_CORRECTED, start, end
+        )
     empty = ReadingSeries(
         kind=ReadingKind.HEART_RATE,
         patient_id=patient.patient_id,
         times_ns=np.empty(0, np.int64),
         values={},
     )
-    span_s = (end - start).total_seconds()
     range_ms = [
         int(datetime.combine(first_day, datetime.min.time(), UTC).timestamp() * 1000),
         int(datetime.combine(last_day + timedelta(days=1), datetime.min.time(), UTC).timestamp())
@@ -390,12 +529,16 @@ def page_data(
         "bp": _bp(series.get(ReadingKind.BLOOD_PRESSURE, empty), patient, first_day, last_day),
         "cgm": _cgm(series.get(ReadingKind.CGM, empty), patient, days),
         "meter": _meter(series.get(ReadingKind.GLUCOSE, empty), patient),
-        "hr": _hr(series.get(ReadingKind.HEART_RATE, empty), patient, span_s),
+        "hr": hr,
+        "hrv": hrv,
         "spo2": _points(series.get(ReadingKind.PULSE_OXIMETRY, empty), patient, "spo2_pct", 0),
         "weight": _points(series.get(ReadingKind.WEIGHT, empty), patient, "weight_kg", 1),
         "temp": _points(series.get(ReadingKind.BODY_TEMPERATURE, empty), patient, "temperature_c"),
         "devices": _devices(
-            store.latest(patient.patient_id) if latest is None else latest, series, patient
+            store.latest(patient.patient_id) if latest is None else latest,
+            series,
+            patient,
+            clock_corrected,
         ),
     }
 
@@ -425,7 +568,7 @@ class PatientStatus:
 
 def patient_status(store: ReadingStore, patient: PatientInfo, today: date) -> PatientStatus:
     """The list row of a patient: last 14 days of CGM, last 7 days of home BP."""
-    latest = store.latest(patient.patient_id)
+    latest = measurements_only(store.latest(patient.patient_id))
     newest = max((d.measured_at for d in latest), default=None)
     flags: list[str] = []
     start14, end = local_day_range(today - timedelta(days=13), today, patient.tz)

@@ -79,8 +79,10 @@ def sample_readings(
         local_ns: np.ndarray,
         columns: dict[str, np.ndarray],
         flags: list[frozenset[str]] | None = None,
+        *,
+        device: DeviceIdentity | None = None,
     ) -> None:
-        dev = DEVICES[kind]
+        dev = DEVICES[kind] if device is None else device
         utc_ns = _local_to_utc_ns(np.asarray(local_ns, dtype=np.int64), tz)
         names = list(columns)
         for i, t in enumerate(utc_ns.tolist()):
@@ -192,7 +194,14 @@ def sample_readings(
     hr_hour = ((hr_local - local0_ns) % day_ns) / (3600 * NS_PER_S)
     awake = (hr_hour > 7) & (hr_hour < 23)
     hr = 62 + 12 * awake + rng.normal(0, 4, hr_local.size)
-    emit(ReadingKind.HEART_RATE, hr_local, {"heart_rate_bpm": np.round(hr)})
+    # HRV (RMSSD per window, as the gateway computes it): lower by day, higher asleep.
+    hr_day = (hr_local - local0_ns) // day_ns
+    rmssd = np.where(awake, 27.0, 44.0) + 5.0 * np.sin(2 * np.pi * hr_day / 9.0) - 0.15 * hr_day
+    emit(
+        ReadingKind.HEART_RATE,
+        hr_local,
+        {"heart_rate_bpm": np.round(hr), "rmssd_ms": np.round(rmssd, 1)},
+    )
 
     # SpO2 spot checks morning and evening.
     ox_local = np.sort(
@@ -217,4 +226,22 @@ def sample_readings(
     emit(ReadingKind.WEIGHT, morning, {"weight_kg": np.round(weight, 1)})
     temp = ph.body_temperature_c(np.full(days, 7.6), rng=rng)
     emit(ReadingKind.BODY_TEMPERATURE, morning + minute_ns, {"temperature_c": temp})
+
+    # Device health, as the gateway found it at each morning's sync: batteries run down, the
+    # BP monitor's clock drifts ahead (the CGM has no clock of its own).
+    sync_local = local0_ns + np.arange(days) * day_ns + int(7.25 * 3600 * NS_PER_S)
+    for n, (kind, dev) in enumerate(DEVICES.items()):
+        battery = np.round(np.maximum(4.0, 96.0 - 7.0 * n - (0.4 + 0.3 * n) * np.arange(days)))
+        if kind is ReadingKind.CGM:
+            offset = np.full(days, np.nan)
+        elif kind is ReadingKind.BLOOD_PRESSURE:
+            offset = np.round(np.linspace(1.0, 41.0, days), 1)
+        else:
+            offset = np.full(days, 0.4)
+        emit(
+            ReadingKind.DEVICE_STATUS,
+            sync_local + n * minute_ns,
+            {"battery_pct": battery, "clock_offset_s": offset},
+            device=dev,
+        )
     return out

@@ -1,27 +1,39 @@
-"""What every store shares: the error split, the flags bitmask, columnar result building."""
+"""What every store shares: the error split, the flags bitmask, columnar result building, and
+the argument checks and client-side reference of the downsampled read."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 
-from vitalgate.cloud_sync.store import ReadingSeries
+from vitalgate.cloud_sync.store import BinnedSeries, ReadingSeries
 from vitalgate.errors import StoreError
 from vitalgate.readings import QualityFlag, ReadingKind
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
+_BIT_NAME = re.compile(r"bit([0-9]|[1-5][0-9]|6[0-2])")
 
 __all__ = [
+    "DownsampleArgs",
     "FlagCodec",
     "StoreRejectedError",
     "StoreUnavailableError",
+    "bin_reduce",
     "build_series",
+    "check_downsample",
     "datetime_to_ns",
     "default_flag_codec",
+    "empty_binned",
     "ns_to_datetime",
+    "quantile_ranks",
+    "quantile_value",
     "to_utc_ns",
 ]
 
@@ -56,6 +68,20 @@ class FlagCodec:
             bit = self._bits.get(str(flag))
             if bit is None:
                 raise StoreRejectedError(f"unknown quality flag {flag!r}")
+            mask |= 1 << bit
+        return mask
+
+    def query_mask(self, flags: Iterable[str]) -> int:
+        """The bitmask of flags named in a query (``"bit<N>"`` names an unknown bit);
+        raises ValueError for a name that is neither."""
+        mask = 0
+        for flag in flags:
+            bit = self._bits.get(str(flag))
+            if bit is None:
+                match = _BIT_NAME.fullmatch(str(flag))
+                if match is None:
+                    raise ValueError(f"unknown quality flag {flag!r}")
+                bit = int(match.group(1))
             mask |= 1 << bit
         return mask
 
@@ -134,4 +160,128 @@ def build_series(
         reading_ids=tuple(reading_ids),
         device_ids=tuple(device_ids),
         flags=tuple(flags),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The downsampled read (ReadingStore.downsample)
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DownsampleArgs:
+    """The checked arguments of one ``downsample`` call (bounds in ns, offset in [0, bin))."""
+
+    field: str
+    bin_s: int
+    offset_s: int
+    start_ns: int
+    end_ns: int
+    quantiles: tuple[float, ...]
+
+    @property
+    def bin_ns(self) -> int:
+        return self.bin_s * _NS_PER_S
+
+    @property
+    def offset_ns(self) -> int:
+        return self.offset_s * _NS_PER_S
+
+
+def check_downsample(
+    field: str,
+    start: datetime,
+    end: datetime,
+    *,
+    bin_s: int,
+    offset_s: int,
+    quantiles: Sequence[float],
+) -> DownsampleArgs:
+    """Validate ``downsample`` arguments (ValueError) and normalise the offset into [0, bin)."""
+    if not _FIELD_NAME.fullmatch(field) or field in ("flags", "reading_id"):
+        raise ValueError(f"not a numeric field name: {field!r}")
+    if isinstance(bin_s, bool) or not isinstance(bin_s, int) or bin_s < 1:
+        raise ValueError(f"bin_s must be a positive whole number of seconds, got {bin_s!r}")
+    if isinstance(offset_s, bool) or not isinstance(offset_s, int):
+        raise ValueError(f"offset_s must be a whole number of seconds, got {offset_s!r}")
+    for q in quantiles:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile probabilities lie in [0, 1], got {q!r}")
+    return DownsampleArgs(
+        field=field,
+        bin_s=bin_s,
+        offset_s=offset_s % bin_s,
+        start_ns=to_utc_ns(start, "start"),
+        end_ns=to_utc_ns(end, "end"),
+        quantiles=tuple(float(q) for q in quantiles),
+    )
+
+
+def empty_binned(
+    kind: ReadingKind, patient_id: str, args: DownsampleArgs, quantiles: Mapping[float, float]
+) -> BinnedSeries:
+    """A BinnedSeries with no bins."""
+    return BinnedSeries(
+        kind=kind,
+        patient_id=patient_id,
+        field_name=args.field,
+        bin_s=args.bin_s,
+        offset_s=args.offset_s,
+        starts_ns=np.empty(0, np.int64),
+        mean=np.empty(0, np.float64),
+        min=np.empty(0, np.float64),
+        max=np.empty(0, np.float64),
+        count=np.empty(0, np.int64),
+        quantiles=dict(quantiles),
+    )
+
+
+def quantile_ranks(n: int, q: float) -> tuple[int, int, float]:
+    """The two 0-based order statistics NumPy's linear quantile ``q`` of ``n`` values reads,
+    and the weight of the upper one: ``(lo, hi, t)`` (``n`` >= 1)."""
+    h = (n - 1) * q
+    lo = min(max(math.floor(h), 0), n - 1)
+    return lo, min(lo + 1, n - 1), h - lo
+
+
+def quantile_value(a: float, b: float, t: float) -> float:
+    """Linear interpolation between order statistics ``a`` <= ``b``, as NumPy computes it."""
+    diff = b - a
+    return float(b - diff * (1.0 - t)) if t >= 0.5 else float(a + diff * t)
+
+
+def bin_reduce(
+    kind: ReadingKind,
+    patient_id: str,
+    args: DownsampleArgs,
+    times_ns: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+) -> BinnedSeries:
+    """The downsampled read computed here from readings already selected (time-sorted, NaN
+    where a reading lacks the field): the client-side reference every store must agree with."""
+    keep = np.isfinite(values)
+    t, v = times_ns[keep], values[keep]
+    quantiles = {q: float(np.quantile(v, q)) if v.size else math.nan for q in args.quantiles}
+    if v.size == 0:
+        return empty_binned(kind, patient_id, args, quantiles)
+    bins = (t - args.offset_ns) // args.bin_ns
+    if np.any(np.diff(bins) < 0):
+        order = np.argsort(bins, kind="stable")
+        bins, v = bins[order], v[order]
+    starts = np.flatnonzero(np.concatenate(([True], bins[1:] != bins[:-1])))
+    counts = np.diff(np.concatenate((starts, [bins.size])))
+    return BinnedSeries(
+        kind=kind,
+        patient_id=patient_id,
+        field_name=args.field,
+        bin_s=args.bin_s,
+        offset_s=args.offset_s,
+        starts_ns=(bins[starts] * args.bin_ns + args.offset_ns).astype(np.int64),
+        mean=np.add.reduceat(v, starts) / counts,
+        min=np.minimum.reduceat(v, starts),
+        max=np.maximum.reduceat(v, starts),
+        count=counts.astype(np.int64),
+        quantiles=quantiles,
     )

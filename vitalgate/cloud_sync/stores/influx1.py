@@ -8,10 +8,15 @@ basic (``username``/``password``), as InfluxDB 1.x expects when ``auth-enabled``
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from vitalgate.cloud_sync.store import DeviceLatest, ReadingSeries, StoredReading
+from vitalgate.cloud_sync.store import (
+    BinnedSeries,
+    DeviceLatest,
+    ReadingSeries,
+    StoredReading,
+)
 from vitalgate.cloud_sync.stores.base import FlagCodec, default_flag_codec
 from vitalgate.cloud_sync.stores.influxql import HttpEndpoint, InfluxQLReader
 from vitalgate.cloud_sync.stores.lineprotocol import LineProtocolFormatter
@@ -80,9 +85,45 @@ class Influx1Store:
         )
 
     def query(
-        self, patient_id: str, kind: ReadingKind, start: datetime, end: datetime
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        start: datetime,
+        end: datetime,
+        *,
+        reading_ids: bool = True,
     ) -> ReadingSeries:
-        return self._reader.query(patient_id, kind, start, end)
+        return self._reader.query(patient_id, kind, start, end, reading_ids=reading_ids)
+
+    def downsample(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Sequence[float] = (),
+    ) -> BinnedSeries:
+        return self._reader.downsample(
+            patient_id,
+            kind,
+            field,
+            start,
+            end,
+            bin_s=bin_s,
+            offset_s=offset_s,
+            exclude_flags=exclude_flags,
+            quantiles=quantiles,
+        )
+
+    def count_flagged(
+        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        return self._reader.count_flagged(patient_id, kind, flag, start, end)
 
     def patients(self) -> list[str]:
         return self._reader.patients()

@@ -14,7 +14,9 @@ Reads, chosen by ``read=``:
   VictoriaMetrics stores each field as a series ``<kind>_<field>`` with the tags as labels,
   trims timestamps to milliseconds and keeps no strings (a string field is stored as 0), so
   this store leaves ``reading_id`` out of the lines when reading through VictoriaMetrics
-  (``include_reading_id`` defaults accordingly) and results carry no reading ids.
+  (``include_reading_id`` defaults accordingly) and results carry no reading ids. The
+  downsampled read (``downsample``) and ``count_flagged`` are computed here from the export
+  read, with the same results as the stores that aggregate server-side.
 
 Identity on VictoriaMetrics is series + millisecond: two readings of one device and kind within
 the same millisecond would overwrite each other. BLE health devices report at most a few
@@ -26,10 +28,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -37,12 +40,19 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from vitalgate.cloud_sync.store import DeviceLatest, ReadingSeries, StoredReading
+from vitalgate.cloud_sync.store import (
+    BinnedSeries,
+    DeviceLatest,
+    ReadingSeries,
+    StoredReading,
+)
 from vitalgate.cloud_sync.stores.base import (
     FlagCodec,
     StoreRejectedError,
     StoreUnavailableError,
+    bin_reduce,
     build_series,
+    check_downsample,
     default_flag_codec,
     ns_to_datetime,
     to_utc_ns,
@@ -68,8 +78,15 @@ class VictoriaMetricsReader:
         self._codec = flag_codec
 
     def query(
-        self, patient_id: str, kind: ReadingKind, start: datetime, end: datetime
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        start: datetime,
+        end: datetime,
+        *,
+        reading_ids: bool = True,
     ) -> ReadingSeries:
+        """The export read; VictoriaMetrics keeps no strings, so never any reading ids."""
         kind = ReadingKind(kind)
         start_ns, end_ns = to_utc_ns(start, "start"), to_utc_ns(end, "end")
         prefix = f"{kind}_"
@@ -111,6 +128,43 @@ class VictoriaMetricsReader:
             device_ids=[d for _, d in keys],
             flags=[self._codec.flags(int(rows[k].get("flags", 0))) for k in keys],
         )
+
+    def downsample(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Sequence[float] = (),
+    ) -> BinnedSeries:
+        """Binned here from the export read (VictoriaMetrics has no InfluxQL to do it)."""
+        args = check_downsample(
+            field, start, end, bin_s=bin_s, offset_s=offset_s, quantiles=quantiles
+        )
+        exclude = self._codec.query_mask(exclude_flags)
+        series = self.query(patient_id, kind, start, end)
+        values = series.values.get(field, np.full(len(series), np.nan))
+        if exclude:
+            masks = np.fromiter((self._codec.query_mask(f) for f in series.flags), np.int64)
+            values = np.where(masks & exclude == 0, values, np.nan)
+        return bin_reduce(series.kind, patient_id, args, series.times_ns, values)
+
+    def count_flagged(
+        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        name = str(flag)
+        self._codec.query_mask((name,))  # ValueError for an unknown flag
+        series = self.query(patient_id, kind, start, end)
+        out: dict[str, int] = {}
+        for device, flags in zip(series.device_ids, series.flags, strict=True):
+            if name in flags:
+                out[device] = out.get(device, 0) + 1
+        return dict(sorted(out.items()))
 
     def patients(self) -> list[str]:
         body = self._http.request(
@@ -235,9 +289,45 @@ class Influx2Store:
             raise StoreUnavailableError(f"write to {self.url}: {exc}") from exc
 
     def query(
-        self, patient_id: str, kind: ReadingKind, start: datetime, end: datetime
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        start: datetime,
+        end: datetime,
+        *,
+        reading_ids: bool = True,
     ) -> ReadingSeries:
-        return self._reader.query(patient_id, kind, start, end)
+        return self._reader.query(patient_id, kind, start, end, reading_ids=reading_ids)
+
+    def downsample(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Sequence[float] = (),
+    ) -> BinnedSeries:
+        return self._reader.downsample(
+            patient_id,
+            kind,
+            field,
+            start,
+            end,
+            bin_s=bin_s,
+            offset_s=offset_s,
+            exclude_flags=exclude_flags,
+            quantiles=quantiles,
+        )
+
+    def count_flagged(
+        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        return self._reader.count_flagged(patient_id, kind, flag, start, end)
 
     def patients(self) -> list[str]:
         return self._reader.patients()

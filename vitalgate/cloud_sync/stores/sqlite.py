@@ -11,31 +11,42 @@ Pass ``synchronous="FULL"`` to survive power loss as well. The database file and
 and ``-shm`` companions are created with mode 0600 (SQLite gives its companions the database
 file's mode).
 
+Range reads parse every row's values with one orjson call over the joined objects. The
+downsampled read (``downsample``) is one SQL statement: a ``GROUP BY`` over integer time buckets
+and, when quantiles are asked for, a histogram of the values from which the order statistics
+are read exactly.
+
 Thread-safety: one connection guarded by a lock; ``write`` is meant to run in
 ``asyncio.to_thread`` while readers use the same store from other threads.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import orjson
 
-from vitalgate.cloud_sync.store import DeviceLatest, ReadingSeries, StoredReading
+from vitalgate.cloud_sync.store import BinnedSeries, DeviceLatest, ReadingSeries, StoredReading
 from vitalgate.cloud_sync.stores.base import (
     FlagCodec,
     StoreRejectedError,
     StoreUnavailableError,
-    build_series,
+    check_downsample,
     datetime_to_ns,
     default_flag_codec,
+    empty_binned,
     ns_to_datetime,
+    quantile_ranks,
+    quantile_value,
     to_utc_ns,
 )
 from vitalgate.readings import ReadingKind
@@ -55,6 +66,35 @@ CREATE TABLE IF NOT EXISTS readings (
 );
 CREATE INDEX IF NOT EXISTS readings_patient_kind_time
     ON readings (patient, kind, measured_at_ns);
+"""
+
+# The downsampled read. ``selected`` is the (time - offset, value) of each reading in range with
+# the field and without an excluded flag; the field comes out of the JSON object once per row
+# (SQLite 3.40 takes JSON as text only). Bins are a GROUP BY over integer time buckets (floor
+# division that stays right before the offset: SQL's % truncates toward zero). With quantiles
+# the same statement also returns the histogram of values (kind 1 rows), from which the order
+# statistics are read exactly.
+_SELECTED = """
+    SELECT measured_at_ns - :offset_ns AS t, json_extract(CAST(values_json AS TEXT), :path) AS v
+    FROM readings
+    WHERE patient = :patient AND kind = :kind
+      AND measured_at_ns >= :start_ns AND measured_at_ns < :end_ns
+      AND (flags & :exclude) = 0
+"""
+_BIN_COLUMNS = """
+    SELECT 0, t - ((t % :bin_ns) + :bin_ns) % :bin_ns AS b, AVG(v), MIN(v), MAX(v), COUNT(v)
+"""
+# LIMIT -1 keeps SQLite from flattening the subquery, which would extract the field once per
+# aggregate instead of once per row.
+_BINS = f"{_BIN_COLUMNS} FROM ({_SELECTED} LIMIT -1) WHERE v IS NOT NULL GROUP BY b ORDER BY b"
+# Used twice, the CTE is materialized (SQLite >= 3.35 does so unasked; the keyword MATERIALIZED
+# would be a syntax error before 3.35), so the field is extracted once per row for both.
+_BINS_AND_HISTOGRAM = f"""
+    WITH selected AS ({_SELECTED})
+    {_BIN_COLUMNS} FROM selected WHERE v IS NOT NULL GROUP BY b
+    UNION ALL
+    SELECT 1, NULL, v, NULL, NULL, COUNT(*) FROM selected WHERE v IS NOT NULL GROUP BY v
+    ORDER BY 1, 2, 3
 """
 
 _UPSERT = """
@@ -129,7 +169,9 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise StoreUnavailableError(f"SQLite write failed: {exc}") from exc
 
-    def _fetch(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+    def _fetch(
+        self, sql: str, params: Sequence[object] | Mapping[str, object]
+    ) -> list[tuple[object, ...]]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
@@ -137,39 +179,120 @@ class SqliteStore:
                 raise StoreUnavailableError(f"SQLite query failed: {exc}") from exc
 
     def query(
-        self, patient_id: str, kind: ReadingKind, start: datetime, end: datetime
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        start: datetime,
+        end: datetime,
+        *,
+        reading_ids: bool = True,
     ) -> ReadingSeries:
         kind = ReadingKind(kind)
         rows = self._fetch(
-            "SELECT measured_at_ns, reading_id, device, values_json, flags FROM readings"
+            f"SELECT measured_at_ns, {'reading_id' if reading_ids else 'NULL'}, device,"
+            " values_json, flags FROM readings"
             " WHERE patient = ? AND kind = ? AND measured_at_ns >= ? AND measured_at_ns < ?"
             " ORDER BY measured_at_ns, reading_id",
             (patient_id, str(kind), to_utc_ns(start, "start"), to_utc_ns(end, "end")),
         )
-        times: list[int] = []
-        ids: list[str] = []
-        devices: list[str] = []
-        flags: list[frozenset[str]] = []
-        columns: dict[str, list[float | None]] = {}
-        loads = orjson.loads
-        decode_flags = self._codec.flags
-        for i, (t, rid, device, values_json, mask) in enumerate(rows):
-            times.append(int(t))  # type: ignore[call-overload]
-            ids.append(str(rid))
-            devices.append(str(device))
-            flags.append(decode_flags(int(mask)))  # type: ignore[call-overload]
-            values: dict[str, float] = loads(values_json)  # type: ignore[arg-type]
-            for name, value in values.items():
-                column = columns.get(name)
-                if column is None:
-                    column = columns[name] = [None] * i
-                column.append(value)
-            for column in columns.values():
-                if len(column) == i:
-                    column.append(None)
-        return build_series(
-            kind, patient_id, times, columns, reading_ids=ids, device_ids=devices, flags=flags
+        if not rows:
+            return ReadingSeries(
+                kind=kind, patient_id=patient_id, times_ns=np.empty(0, np.int64), values={}
+            )
+        times, ids, devices, blobs, masks = zip(*rows, strict=True)
+        # One JSON document for all rows: one orjson call, then one list per field.
+        objects: list[dict[str, float | None]] = orjson.loads(
+            b"[" + b",".join(b if isinstance(b, bytes) else str(b).encode() for b in blobs) + b"]"
         )
+        names = dict.fromkeys(itertools.chain.from_iterable(objects))
+        mask = np.array(masks, dtype=np.int64)
+        unique, inverse = np.unique(mask, return_inverse=True)
+        decoded = [self._codec.flags(int(m)) for m in unique.tolist()]
+        return ReadingSeries(
+            kind=kind,
+            patient_id=patient_id,
+            times_ns=np.array(times, dtype=np.int64),
+            values={
+                name: np.array([o.get(name) for o in objects], dtype=np.float64) for name in names
+            },
+            reading_ids=tuple(str(r) for r in ids) if reading_ids else (),
+            device_ids=tuple(str(d) for d in devices),
+            flags=tuple(map(decoded.__getitem__, inverse.reshape(-1).tolist())),
+        )
+
+    def downsample(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Sequence[float] = (),
+    ) -> BinnedSeries:
+        """The downsampled read as one SQL ``GROUP BY`` over integer time buckets."""
+        kind = ReadingKind(kind)
+        args = check_downsample(
+            field, start, end, bin_s=bin_s, offset_s=offset_s, quantiles=quantiles
+        )
+        params: dict[str, object] = {
+            "patient": patient_id,
+            "kind": str(kind),
+            "start_ns": args.start_ns,
+            "end_ns": args.end_ns,
+            "offset_ns": args.offset_ns,
+            "bin_ns": args.bin_ns,
+            "path": f"$.{field}",
+            "exclude": self._codec.query_mask(exclude_flags),
+        }
+        rows = self._fetch(_BINS_AND_HISTOGRAM if args.quantiles else _BINS, params)
+        n_bins = next((i for i, row in enumerate(rows) if row[0] == 1), len(rows))
+        if n_bins == 0:
+            return empty_binned(kind, patient_id, args, {q: math.nan for q in args.quantiles})
+        _, starts, mean, lo, hi, count = zip(*rows[:n_bins], strict=True)
+        counts = np.array(count, dtype=np.int64)
+        found: dict[float, float] = {}
+        if args.quantiles:
+            histogram = np.array([(row[2], row[5]) for row in rows[n_bins:]], dtype=np.float64)
+            values, cumulative = histogram[:, 0], np.cumsum(histogram[:, 1].astype(np.int64))
+            n = int(cumulative[-1])
+            for q in args.quantiles:
+                first, last, t = quantile_ranks(n, q)
+                a, b = values[np.searchsorted(cumulative, [first, last], side="right")]
+                found[q] = quantile_value(float(a), float(b), t)
+        return BinnedSeries(
+            kind=kind,
+            patient_id=patient_id,
+            field_name=field,
+            bin_s=args.bin_s,
+            offset_s=args.offset_s,
+            starts_ns=np.array(starts, dtype=np.int64) + args.offset_ns,
+            mean=np.array(mean, dtype=np.float64),
+            min=np.array(lo, dtype=np.float64),
+            max=np.array(hi, dtype=np.float64),
+            count=counts,
+            quantiles=found,
+        )
+
+    def count_flagged(
+        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        rows = self._fetch(
+            "SELECT device, COUNT(*) FROM readings WHERE patient = ? AND kind = ?"
+            " AND measured_at_ns >= ? AND measured_at_ns < ? AND (flags & ?) != 0"
+            " GROUP BY device ORDER BY device",
+            (
+                patient_id,
+                str(ReadingKind(kind)),
+                to_utc_ns(start, "start"),
+                to_utc_ns(end, "end"),
+                self._codec.query_mask((flag,)),
+            ),
+        )
+        return {str(device): int(n) for device, n in rows}  # type: ignore[call-overload]
 
     def patients(self) -> list[str]:
         return [str(p) for (p,) in self._fetch("SELECT DISTINCT patient FROM readings", ())]

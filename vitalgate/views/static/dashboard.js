@@ -144,6 +144,7 @@
       layout({ showlegend: false, yaxis: Object.assign({ title: { text: name + " (" + unit + ")" }, gridcolor: C.grid }, yaxis || {}), shapes: shapes || [] }));
   }
   points("chart-spo2", d.spo2, "SpO2", "%", "#1f5fa8", [hline(90, C.sys)], { range: [80, 100] });
+  points("chart-hrv", d.hrv, "HRV (RMSSD)", "ms", "#6a1b9a");
   points("chart-weight", d.weight, "Weight", "kg", "#546e7a");
   points("chart-temp", d.temp, "Temperature", "°C", "#fb8c00", [hline(38, C.sys, "dot")]);
 
