@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import stat
 import threading
 from datetime import UTC, datetime, timedelta
@@ -104,6 +105,24 @@ def test_patients_and_latest(store: SqliteStore) -> None:
         DeviceLatest("p-1", ReadingKind.GLUCOSE, "dev-b", "gw-2", glucose(2).measured_at),
     ]
     assert store.latest("nobody") == []
+
+
+def test_latest_keeps_the_newest_whatever_the_arrival_order(tmp_path: Path) -> None:
+    path = tmp_path / "latest.db"
+    store = SqliteStore(path)
+    store.write([glucose(10, gateway_id="gw-new")])
+    store.write([glucose(2, gateway_id="gw-old"), glucose(1)])  # older readings arrive later
+    store.write([glucose(10, gateway_id="gw-new")])  # and a re-delivery
+    want = [DeviceLatest("p-1", ReadingKind.GLUCOSE, "dev-a", "gw-new", glucose(10).measured_at)]
+    assert store.latest("p-1") == want
+    store.close()
+    # A database from before the device_latest table: filled once at open.
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE device_latest")
+    conn.close()
+    store = SqliteStore(path)
+    assert store.latest("p-1") == want
+    store.close()
 
 
 def test_files_are_private(tmp_path: Path) -> None:

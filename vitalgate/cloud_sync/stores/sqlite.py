@@ -1,8 +1,10 @@
 """An embedded SQLite reading store, for a single home or the demo.
 
 One table, ``readings``, keyed by ``reading_id`` (so a re-delivered reading overwrites itself),
-indexed on ``(patient, kind, measured_at_ns)`` for range queries. Values are kept as one orjson
-object per row (every kind has different value fields); ``flags`` as the schema's bitmask.
+indexed on ``(patient, kind, measured_at_ns)`` for range queries; a small ``device_latest``
+table, kept in the same write transaction, answers "the newest reading per device". Values are
+kept as one orjson object per row (every kind has different value fields); ``flags`` as the
+schema's bitmask.
 
 The database runs in WAL mode with ``synchronous=NORMAL``: a committed write survives a crash
 of the process; after a power loss the last transactions before the crash may be lost (the
@@ -66,6 +68,29 @@ CREATE TABLE IF NOT EXISTS readings (
 );
 CREATE INDEX IF NOT EXISTS readings_patient_kind_time
     ON readings (patient, kind, measured_at_ns);
+CREATE TABLE IF NOT EXISTS device_latest (
+    patient        TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    device         TEXT NOT NULL,
+    gateway        TEXT NOT NULL,
+    measured_at_ns INTEGER NOT NULL,
+    PRIMARY KEY (patient, kind, device)
+);
+"""
+
+# The newest reading per (patient, kind, device), kept by ``write`` in the same transaction, so
+# ``latest`` reads a handful of rows instead of grouping all of a patient's readings.
+_LATEST_UPSERT = """
+INSERT INTO device_latest (patient, kind, device, gateway, measured_at_ns) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (patient, kind, device) DO UPDATE SET
+    gateway = excluded.gateway, measured_at_ns = excluded.measured_at_ns
+WHERE excluded.measured_at_ns >= device_latest.measured_at_ns
+"""
+# Fills ``device_latest`` once for a database written before it existed.
+_LATEST_BACKFILL = """
+INSERT OR IGNORE INTO device_latest (patient, kind, device, gateway, measured_at_ns)
+SELECT patient, kind, device, gateway, MAX(measured_at_ns) FROM readings
+GROUP BY patient, kind, device
 """
 
 # The downsampled read. ``selected`` is the (time - offset, value) of each reading in range with
@@ -133,6 +158,8 @@ class SqliteStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous}")
             self._conn.executescript(_SCHEMA)
+            if self._conn.execute("SELECT 1 FROM device_latest LIMIT 1").fetchone() is None:
+                self._conn.execute(_LATEST_BACKFILL)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {exc}") from exc
 
@@ -155,11 +182,18 @@ class SqliteStore:
             )
             for r in readings
         ]
+        newest: dict[tuple[object, object, object], tuple[object, ...]] = {}
+        for row in rows:
+            key = (row[2], row[1], row[4])  # patient, kind, device
+            have = newest.get(key)
+            if have is None or row[5] >= have[4]:  # type: ignore[operator]
+                newest[key] = (row[2], row[1], row[4], row[3], row[5])
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     self._conn.executemany(_UPSERT, rows)
+                    self._conn.executemany(_LATEST_UPSERT, newest.values())
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
@@ -299,8 +333,8 @@ class SqliteStore:
 
     def latest(self, patient_id: str) -> list[DeviceLatest]:
         rows = self._fetch(
-            "SELECT kind, device, gateway, MAX(measured_at_ns) FROM readings"
-            " WHERE patient = ? GROUP BY kind, device ORDER BY kind, device",
+            "SELECT kind, device, gateway, measured_at_ns FROM device_latest"
+            " WHERE patient = ? ORDER BY kind, device",
             (patient_id,),
         )
         return [
