@@ -16,9 +16,6 @@ Behaves like common upper-arm home monitors:
 
 from __future__ import annotations
 
-import asyncio
-import collections
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -31,15 +28,14 @@ from vitalgate.firmware_sim.clock import Clock
 from vitalgate.firmware_sim.devices.common import (
     DeviceKind,
     DeviceSetup,
-    SimHealthDevice,
-    TransferInterrupted,
 )
-from vitalgate.firmware_sim.faults import FaultInjector, FaultKind
+from vitalgate.firmware_sim.devices.spot import IndicatedMemoryDevice, StoredSpot
+from vitalgate.firmware_sim.faults import FaultInjector
 from vitalgate.firmware_sim.peripheral import PeripheralNotConnected
-from vitalgate.firmware_sim.truth import TruthLog, TruthRecord
+from vitalgate.firmware_sim.truth import TruthLog
 from vitalgate.readings import ReadingKind
 
-__all__ = ["BloodPressureMonitor", "StoredBloodPressure"]
+__all__ = ["BloodPressureMonitor"]
 
 _FEATURES = (
     bpc.BloodPressureFeatureFlag.BODY_MOVEMENT_DETECTION
@@ -50,15 +46,7 @@ _FEATURES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StoredBloodPressure:
-    """One record in the monitor's memory: what it will indicate, and its truth."""
-
-    measurement: bpc.BloodPressureMeasurement
-    truth: TruthRecord
-
-
-class BloodPressureMonitor(SimHealthDevice):
+class BloodPressureMonitor(IndicatedMemoryDevice):
     KIND: ClassVar[DeviceKind] = DeviceKind.BP_MONITOR
     READING_KIND: ClassVar[ReadingKind] = ReadingKind.BLOOD_PRESSURE
     SERVICES: ClassVar[tuple[str, ...]] = (
@@ -83,35 +71,26 @@ class BloodPressureMonitor(SimHealthDevice):
         readings_per_session: int = 2,
         disconnect_after_transfer: bool = True,
     ) -> None:
-        super().__init__(setup, clock=clock, truth=truth, faults=faults, auto_readvertise=False)
-        full = self.faults.first(FaultKind.FULL_MEMORY)
-        if full is not None and full.capacity is not None:
-            memory_capacity = full.capacity
-        if memory_capacity < 1:
-            raise ValueError("memory_capacity must be >= 1")
-        self.memory_capacity = memory_capacity
+        super().__init__(
+            setup,
+            clock=clock,
+            truth=truth,
+            faults=faults,
+            memory_capacity=memory_capacity,
+            disconnect_after_transfer=disconnect_after_transfer,
+        )
         self.session_local_hours = session_local_hours
         self.readings_per_session = readings_per_session
-        self.disconnect_after_transfer = disconnect_after_transfer
-        self.memory: collections.deque[StoredBloodPressure] = collections.deque()
-        #: Records overwritten because the memory was full (never reached a central).
-        self.overwritten: list[TruthRecord] = []
-        self._transfer_lock = asyncio.Lock()
-        self.measurement_char: Characteristic[bytes] | None = None
         self.cuff_char: Characteristic[bytes] | None = None
 
     def build_profile_services(self) -> list[Service]:
-        self.measurement_char = self.make_characteristic(
-            uuids.BLOOD_PRESSURE_MEASUREMENT, indicate=True
-        )
+        self.stored_char = self.make_characteristic(uuids.BLOOD_PRESSURE_MEASUREMENT, indicate=True)
         self.cuff_char = self.make_characteristic(uuids.INTERMEDIATE_CUFF_PRESSURE, notify=True)
         feature = self.make_characteristic(
             uuids.BLOOD_PRESSURE_FEATURE,
             value=bpc.encode_feature(bpc.BloodPressureFeature(flags=_FEATURES)),
         )
-        return [
-            Service(uuids.BLOOD_PRESSURE_SERVICE, [self.measurement_char, self.cuff_char, feature])
-        ]
+        return [Service(uuids.BLOOD_PRESSURE_SERVICE, [self.stored_char, self.cuff_char, feature])]
 
     # ------------------------------------------------------------------ measuring
     async def run(self) -> None:
@@ -138,7 +117,12 @@ class BloodPressureMonitor(SimHealthDevice):
                 options.append((self.next_local_time(after, shifted), user_id))
         return min(options)
 
-    async def measure(self, user_id: int) -> StoredBloodPressure:
+    @property
+    def measurement_char(self) -> Characteristic[bytes] | None:
+        """Blood Pressure Measurement (0x2A35): the indicated memory."""
+        return self.stored_char
+
+    async def measure(self, user_id: int) -> StoredSpot:
         """Take one measurement for ``user_id`` now: cuff notifications, store, truth."""
         patient = self.patient_for(user_id)
         now = self.clock.now()
@@ -186,17 +170,7 @@ class BloodPressureMonitor(SimHealthDevice):
             },
             attributes={"irregular_pulse": status.irregular_pulse},
         )
-        stored = StoredBloodPressure(measurement, truth)
-        if len(self.memory) >= self.memory_capacity:
-            self.overwritten.append(self.memory.popleft().truth)
-        self.memory.append(stored)
-        if (
-            self.is_connected
-            and self.measurement_char is not None
-            and self.is_subscribed(self.measurement_char)
-        ):
-            self.spawn(self.transfer(), name=f"{self.serial}-transfer")
-        return stored
+        return self.store(StoredSpot(encoded, truth))
 
     async def _cuff_notifications(self, systolic_mmhg: float) -> None:
         assert self.cuff_char is not None
@@ -219,39 +193,3 @@ class BloodPressureMonitor(SimHealthDevice):
                 await self.notify(self.cuff_char, data)
             except PeripheralNotConnected:
                 return
-
-    # ------------------------------------------------------------------ transfer
-    def on_subscription(
-        self, characteristic: Characteristic[bytes], notify: bool, indicate: bool
-    ) -> None:
-        if characteristic is self.measurement_char and indicate and self.memory:
-            self.spawn(self.transfer(), name=f"{self.serial}-transfer")
-
-    def on_disconnected(self, reason: int) -> None:
-        super().on_disconnected(reason)
-        if self.memory and not self.vanished:
-            self.advertise()
-
-    async def transfer(self) -> int:
-        """Indicate every stored record; each is deleted once confirmed. Returns the count."""
-        assert self.measurement_char is not None
-        sent = 0
-        async with self._transfer_lock:
-            try:
-                while self.memory and self.is_connected:
-                    stored = self.memory[0]
-                    data = bpc.encode_measurement(stored.measurement)
-                    if not await self.send_record(self.measurement_char, data, indicate=True):
-                        return sent
-                    if self.memory and self.memory[0] is stored:
-                        self.memory.popleft()  # confirmed: cleared from memory
-                    sent += 1
-            except (TransferInterrupted, PeripheralNotConnected):
-                return sent
-            if self.disconnect_after_transfer and self.is_connected and not self.memory:
-                await self.stop_advertising()
-                try:
-                    await self.disconnect(0x13)  # Remote User Terminated Connection
-                except PeripheralNotConnected:
-                    pass
-        return sent

@@ -27,7 +27,7 @@ from vitalgate.firmware_sim.faults import FaultInjector, FaultKind
 from vitalgate.firmware_sim.peripheral import PeripheralNotConnected
 from vitalgate.firmware_sim.truth import TruthLog, TruthRecord
 
-__all__ = ["SpotMeasurementDevice", "StoredSpot"]
+__all__ = ["IndicatedMemoryDevice", "SpotMeasurementDevice", "StoredSpot"]
 
 #: HCI reason 0x13, Remote User Terminated Connection (the device ends the link after a sync).
 _REMOTE_USER_TERMINATED = 0x13
@@ -41,8 +41,10 @@ class StoredSpot:
     truth: TruthRecord
 
 
-class SpotMeasurementDevice(SimHealthDevice):
-    """Subclasses build ``self.stored_char`` (indicate) and implement :meth:`make_record`."""
+class IndicatedMemoryDevice(SimHealthDevice):
+    """A device with a bounded memory of records it indicates when a central subscribes (the
+    BP monitor and the spot-measurement devices). Subclasses build ``self.stored_char``
+    (indicate) and put records in with :meth:`store`."""
 
     def __init__(
         self,
@@ -52,7 +54,6 @@ class SpotMeasurementDevice(SimHealthDevice):
         truth: TruthLog,
         faults: FaultInjector | None = None,
         memory_capacity: int,
-        session_local_hours: tuple[float, ...],
         disconnect_after_transfer: bool = True,
     ) -> None:
         super().__init__(setup, clock=clock, truth=truth, faults=faults, auto_readvertise=False)
@@ -61,32 +62,17 @@ class SpotMeasurementDevice(SimHealthDevice):
             memory_capacity = full.capacity
         if memory_capacity < 1:
             raise ValueError("memory_capacity must be >= 1")
-        if not session_local_hours:
-            raise ValueError("session_local_hours must not be empty")
         self.memory_capacity = memory_capacity
-        self.session_local_hours = session_local_hours
         self.disconnect_after_transfer = disconnect_after_transfer
         self.memory: collections.deque[StoredSpot] = collections.deque()
+        #: Records overwritten because the memory was full (never reached a central).
         self.overwritten: list[TruthRecord] = []
         self.stored_char: Characteristic[bytes] | None = None
         self._transfer_lock = asyncio.Lock()
 
-    def make_record(self, now: datetime) -> StoredSpot:
-        """Measure now: return the encoded record (its truth already logged)."""
-        raise NotImplementedError
-
-    async def run(self) -> None:
-        after = self.started_at
-        while True:
-            nominal = min(self.next_local_time(after, h) for h in self.session_local_hours)
-            await self.clock.sleep_until(self.jitter(nominal, 3.0, 10.0))
-            self.measure()
-            if not self.is_connected and not self.is_advertising:
-                self.advertise()
-            after = nominal
-
-    def measure(self) -> StoredSpot:
-        stored = self.make_record(self.clock.now())
+    def store(self, stored: StoredSpot) -> StoredSpot:
+        """Keep a record (the oldest goes when the memory is full); indicate it at once if a
+        central is connected and subscribed."""
         if len(self.memory) >= self.memory_capacity:
             self.overwritten.append(self.memory.popleft().truth)
         self.memory.append(stored)
@@ -120,7 +106,7 @@ class SpotMeasurementDevice(SimHealthDevice):
                     if not await self.send_record(self.stored_char, stored.payload, indicate=True):
                         return sent
                     if self.memory and self.memory[0] is stored:
-                        self.memory.popleft()
+                        self.memory.popleft()  # confirmed: cleared from memory
                     sent += 1
             except (TransferInterrupted, PeripheralNotConnected):
                 return sent
@@ -131,3 +117,47 @@ class SpotMeasurementDevice(SimHealthDevice):
                 except PeripheralNotConnected:
                     pass
         return sent
+
+
+class SpotMeasurementDevice(IndicatedMemoryDevice):
+    """Subclasses build ``self.stored_char`` (indicate) and implement :meth:`make_record`."""
+
+    def __init__(
+        self,
+        setup: DeviceSetup,
+        *,
+        clock: Clock,
+        truth: TruthLog,
+        faults: FaultInjector | None = None,
+        memory_capacity: int,
+        session_local_hours: tuple[float, ...],
+        disconnect_after_transfer: bool = True,
+    ) -> None:
+        super().__init__(
+            setup,
+            clock=clock,
+            truth=truth,
+            faults=faults,
+            memory_capacity=memory_capacity,
+            disconnect_after_transfer=disconnect_after_transfer,
+        )
+        if not session_local_hours:
+            raise ValueError("session_local_hours must not be empty")
+        self.session_local_hours = session_local_hours
+
+    def make_record(self, now: datetime) -> StoredSpot:
+        """Measure now: return the encoded record (its truth already logged)."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        after = self.started_at
+        while True:
+            nominal = min(self.next_local_time(after, h) for h in self.session_local_hours)
+            await self.clock.sleep_until(self.jitter(nominal, 3.0, 10.0))
+            self.measure()
+            if not self.is_connected and not self.is_advertising:
+                self.advertise()
+            after = nominal
+
+    def measure(self) -> StoredSpot:
+        return self.store(self.make_record(self.clock.now()))
