@@ -19,6 +19,7 @@ from tests.support.servers import free_port
 from vitalgate.cloud_sync.store import ReadingStore, StoredReading
 from vitalgate.cloud_sync.stores import StoreUnavailableError, open_store
 from vitalgate.cloud_sync.stores.base import StoreRejectedError
+from vitalgate.cloud_sync.stores.influx2 import Influx2Store
 from vitalgate.errors import ConfigError, StoreError
 from vitalgate.readings import ReadingKind
 
@@ -188,6 +189,27 @@ def test_victoriametrics_points_counted_by_series_and_time(victoria_metrics_url:
     _poll(lambda: count() >= 30)
     assert count() == 30
     store.close()
+
+
+def test_victoriametrics_cluster_style_paths(victoria_metrics_url: str) -> None:
+    """A cluster writes through vminsert's /insert/<tenant>/influx and reads through vmselect's
+    /select/<tenant>/prometheus; the single node serves the same paths as /influx and
+    /prometheus, so the URL handling is exercised end to end here."""
+    host = urllib.parse.urlsplit(victoria_metrics_url).netloc
+    store = open_store(
+        f"victoriametrics://{host}/influx?read_url=http://{host}/prometheus&timeout_s=10"
+    )
+    assert isinstance(store, Influx2Store)
+    assert store.url.endswith("/influx") and store.read_url.endswith("/prometheus")
+    patient = f"p-{uuid.uuid4().hex[:12]}"
+    readings = [bp(patient, i) for i in range(5)]
+    store.write(readings)
+    _vm_flush(victoria_metrics_url)
+    start, end = T0 - timedelta(days=1), T0 + timedelta(days=30)
+    _poll(lambda: len(store.query(patient, ReadingKind.BLOOD_PRESSURE, start, end)) == 5)
+    store.close()
+    with pytest.raises(ConfigError, match="read_url"):
+        open_store(f"victoriametrics://{host}?read_url=ftp://elsewhere")
 
 
 def test_open_store_urls(tmp_path: Path) -> None:

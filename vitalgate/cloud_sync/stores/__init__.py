@@ -15,7 +15,13 @@ URL                                                         store
 ``victoriametrics://host:8428``                             :class:`Influx2Store` writing
                                                             ``/api/v2/write``, reading through
                                                             VictoriaMetrics' export API
+``victoriametrics://vminsert:8480/insert/0/influx``         the same against a VictoriaMetrics
+``?read_url=http://vmselect:8481/select/0/prometheus``      cluster (tenant 0)
 ==========================================================  ===================================
+
+Influx 2 / VictoriaMetrics URLs may carry a path: it prefixes the write path (a cluster's
+``vminsert``, or a store behind a reverse proxy); ``read_url=`` is the base of the reads where
+they are served elsewhere (a cluster's ``vmselect``). Default: the write base.
 
 Common query parameters: ``timeout_s`` (default 30), ``ca_file`` (a CA bundle for HTTPS),
 ``verify_tls=0`` (tests only). Influx 2: ``read=influxql|victoriametrics`` (default
@@ -53,6 +59,7 @@ _KNOWN_PARAMS = frozenset(
         "bucket",
         "token",
         "read",
+        "read_url",
         "reading_id",
         "timeout_s",
         "ca_file",
@@ -173,8 +180,14 @@ def open_store(url: str) -> ReadingStore:
             "bucket", f"an InfluxDB 2.x URL needs org= and bucket=: {redact_url(url)}"
         )
     include_id = params.get("reading_id")
+    read_url = params.get("read_url") or None
+    if read_url is not None:
+        read_parts = urllib.parse.urlsplit(read_url)
+        if read_parts.scheme not in ("http", "https") or not read_parts.hostname:
+            raise ConfigError("read_url", f"must be an http(s) URL, got {read_url!r}")
     return Influx2Store(
-        base_url,
+        base_url + parts.path.rstrip("/"),
+        read_url=read_url,
         org=org,
         bucket=bucket,
         token=params.get("token") or os.environ.get(TOKEN_ENV, ""),

@@ -225,10 +225,15 @@ class Influx2Store:
         verify_tls: bool = True,
         ca_file: str | None = None,
         flag_codec: FlagCodec | None = None,
+        read_url: str | None = None,
     ) -> None:
+        """``url`` is the write base (it may carry a path prefix: a VictoriaMetrics cluster's
+        ``http://vminsert:8480/insert/0/influx``); ``read_url`` the read base where that
+        differs (``http://vmselect:8481/select/0/prometheus``); default ``url``."""
         if read not in ("influxql", "victoriametrics"):
             raise ValueError(f"read must be 'influxql' or 'victoriametrics', got {read!r}")
         self.url = url.rstrip("/")
+        self.read_url = (read_url or url).rstrip("/")
         self.org = org
         self.bucket = bucket
         self.read_path = read
@@ -249,7 +254,11 @@ class Influx2Store:
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         headers = {"Authorization": f"Token {token}"} if token else {}
         self._http = HttpEndpoint(
-            self.url, headers=headers, timeout_s=timeout_s, verify_tls=verify_tls, ca_file=ca_file
+            self.read_url,
+            headers=headers,
+            timeout_s=timeout_s,
+            verify_tls=verify_tls,
+            ca_file=ca_file,
         )
         self._reader: InfluxQLReader | VictoriaMetricsReader
         if read == "influxql":
