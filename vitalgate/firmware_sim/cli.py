@@ -59,6 +59,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--info-file", type=Path, help="write relay URL + devices as JSON here")
     serve.add_argument("--truth-out", type=Path, help="keep the ground truth (JSONL) here")
     serve.add_argument("--speed", type=float, help="override the scenario's speed factor")
+    serve.add_argument(
+        "--truth-interval-s",
+        type=float,
+        default=_TRUTH_WRITE_INTERVAL_S,
+        help="rewrite --truth-out this often (default %(default)s s)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     truth = sub.add_parser("truth", help="the ground truth of a scenario as JSON lines")
@@ -138,6 +144,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 port=args.port,
                 info_file=args.info_file,
                 truth_out=args.truth_out,
+                truth_interval_s=args.truth_interval_s,
             )
         )
     return 0
@@ -178,14 +185,25 @@ async def serve(
     port: int,
     info_file: Path | None,
     truth_out: Path | None,
+    truth_interval_s: float = _TRUTH_WRITE_INTERVAL_S,
 ) -> None:
-    """Run the scenario's devices and the relay until cancelled (Ctrl-C)."""
+    """Run the scenario's devices and the relay until cancelled (Ctrl-C or SIGTERM)."""
+    import signal
+    import time
+
     from vitalgate.firmware_sim.relay import serve_world
 
     async with SimWorld(seed=scenario.seed, with_central=False) as world:
         run = await start_scenario(scenario, world)
         async with serve_world(world, host=host, port=port) as server:
             info = describe(run, server.url)
+            # The simulated clock's anchor: a gateway given this file (`vitalgate run
+            # --sim-info`) keeps its clock in step with the devices' accelerated time.
+            info["clock"] = {
+                "sim_at": run.clock.now().isoformat(),
+                "wall_at": time.time(),
+                "speed": scenario.speed,
+            }
             print(f"relay: {server.url}", flush=True)
             for device in info["devices"]:
                 print(
@@ -195,17 +213,34 @@ async def serve(
                 )
             if info_file is not None:
                 await asyncio.to_thread(_write_private, info_file, json.dumps(info, indent=2))
+            stop = asyncio.Event()
+            with contextlib.suppress(NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             try:
                 async with asyncio.TaskGroup() as tg:
-                    tg.create_task(server.serve_forever())
+                    serving = tg.create_task(server.serve_forever())
+                    keeping = None
                     if truth_out is not None:
-                        tg.create_task(_keep_truth(run.truth, truth_out))
+                        keeping = tg.create_task(
+                            _keep_truth(run.truth, truth_out, truth_interval_s)
+                        )
+                    await stop.wait()
+                    serving.cancel()
+                    if keeping is not None:
+                        keeping.cancel()
             finally:
                 if truth_out is not None:
-                    await asyncio.to_thread(run.truth.write_jsonl, truth_out)
+                    await asyncio.to_thread(_write_truth, run.truth, truth_out)
 
 
-async def _keep_truth(truth: TruthLog, path: Path) -> None:
+def _write_truth(truth: TruthLog, path: Path) -> None:
+    """Replace the truth file atomically (a reader never sees half of it); mode 0600."""
+    temp = path.with_name(path.name + ".tmp")
+    truth.write_jsonl(temp)
+    os.replace(temp, path)
+
+
+async def _keep_truth(truth: TruthLog, path: Path, interval_s: float) -> None:
     while True:
-        await asyncio.to_thread(truth.write_jsonl, path)
-        await asyncio.sleep(_TRUTH_WRITE_INTERVAL_S)
+        await asyncio.to_thread(_write_truth, truth, path)
+        await asyncio.sleep(interval_s)

@@ -25,14 +25,16 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from vitalgate.errors import ConfigError, DeviceError
 from vitalgate.gateway.config import GatewayConfig, load_config
 from vitalgate.gateway.kinds import DeviceKind
 from vitalgate.gateway.registry import DeviceRegistry
 from vitalgate.gateway.status import format_status, status_to_json
-from vitalgate.gateway.timefix import SystemClock
+from vitalgate.gateway.timefix import FollowedClock, GatewayClock, SystemClock
 
 __all__ = ["parse_user_ids", "register"]
 
@@ -57,6 +59,42 @@ def _radio_arg(p: argparse.ArgumentParser) -> None:
         help="use the simulated radio served by `vitalgate sim serve` at URL (tcp://host:port) "
         "instead of the host's Bluetooth adapter (default $VITALGATE_SIM_RADIO)",
     )
+    p.add_argument(
+        "--sim-info",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="the --info-file of `vitalgate sim serve`: its radio, and its (accelerated) clock "
+        "as the gateway's clock",
+    )
+
+
+def _sim_info(args: argparse.Namespace) -> dict[str, Any] | None:
+    path: Path | None = getattr(args, "sim_info", None)
+    if path is None:
+        return None
+    try:
+        info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        str(info["relay_url"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError("--sim-info", f"cannot read {path}: {exc}") from exc
+    return info
+
+
+def _clock(args: argparse.Namespace) -> GatewayClock:
+    """The system clock, or with ``--sim-info`` the simulation's (accelerated) clock."""
+    info = _sim_info(args)
+    if info is None or "clock" not in info:
+        return SystemClock()
+    try:
+        c = info["clock"]
+        return FollowedClock(
+            datetime.fromisoformat(c["sim_at"]).astimezone(UTC),
+            float(c["wall_at"]),
+            float(c["speed"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError("--sim-info", f"bad clock in {args.sim_info}: {exc}") from exc
 
 
 @contextlib.asynccontextmanager
@@ -65,6 +103,9 @@ async def _bluetooth(args: argparse.Namespace, config: GatewayConfig) -> AsyncIt
     attached to a simulated radio (bonds kept in the state directory, so a later ``run``
     reconnects bonded to what ``pair`` paired)."""
     url = getattr(args, "sim_radio", None)
+    info = _sim_info(args)
+    if info is not None:
+        url = str(info["relay_url"])
     if url is None:
         yield
         return
@@ -187,7 +228,7 @@ async def _ask(prompt: str) -> str:
 async def _pair(args: argparse.Namespace, config: GatewayConfig) -> int:
     from vitalgate.gateway.pairing import FoundDevice, pair_device, scan_health_devices
 
-    clock = SystemClock()
+    clock = _clock(args)
     users = parse_user_ids(args.user_id, config)
     if args.patient is not None:
         config.patient(args.patient)
@@ -275,10 +316,12 @@ def _cmd_pair(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace, config: GatewayConfig, *, publish: bool) -> int:
     async with _bluetooth(args, config):
-        return await _run_daemon(config, publish=publish)
+        return await _run_daemon(config, publish=publish, clock=_clock(args))
 
 
-async def _run_daemon(config: GatewayConfig, *, publish: bool) -> int:
+async def _run_daemon(
+    config: GatewayConfig, *, publish: bool, clock: GatewayClock | None = None
+) -> int:
     from vitalgate.gateway.daemon import Daemon
     from vitalgate.gateway.pipeline import Pipeline
     from vitalgate.gateway.service import alerting_sink, close_outbox, open_outbox, publisher_for
@@ -300,7 +343,7 @@ async def _run_daemon(config: GatewayConfig, *, publish: bool) -> int:
                 config,
                 registry,
                 Pipeline(sink),
-                clock=SystemClock(),
+                clock=clock if clock is not None else SystemClock(),
                 publisher=publisher,
             )
             await daemon.run(stop)

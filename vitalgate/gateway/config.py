@@ -24,6 +24,9 @@ have the default given here)::
     username = "gw-0001"               # optional
     password_file = "/etc/vitalgate/mqtt-password"   # optional, read at start
     keepalive_s = 30
+    connect_timeout_s = 10.0
+    reconnect_initial_s = 0.5          # reconnect back-off with full jitter, doubling up to
+    reconnect_max_s = 60.0             # this (the outbox keeps everything meanwhile)
     # ca_file / cert_file / key_file = "..."  (TLS: CA bundle, client certificate)
     # protocol = 5                     # or 311
 
@@ -272,6 +275,9 @@ def _broker(raw: Mapping[str, Any], base_dir: Path | None, gateway_id: str) -> M
             "key_file",
             "keepalive_s",
             "protocol",
+            "connect_timeout_s",
+            "reconnect_initial_s",
+            "reconnect_max_s",
         },
         "broker",
     )
@@ -290,6 +296,14 @@ def _broker(raw: Mapping[str, Any], base_dir: Path | None, gateway_id: str) -> M
             password = pw_path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError("broker.password_file", f"cannot read {pw_path}: {exc}") from exc
+    reconnect_initial_s = _float(
+        t, "reconnect_initial_s", "broker.reconnect_initial_s", 0.5, lo=0.01, hi=3600.0
+    )
+    reconnect_max_s = _float(
+        t, "reconnect_max_s", "broker.reconnect_max_s", 60.0, lo=0.01, hi=86_400.0
+    )
+    if reconnect_initial_s > reconnect_max_s:
+        raise ConfigError("broker.reconnect_initial_s", "must not exceed reconnect_max_s")
     protocol = _int(t, "protocol", "broker.protocol", 5, lo=3, hi=311)
     if protocol not in (5, 311):
         raise ConfigError("broker.protocol", "must be 5 or 311")
@@ -303,6 +317,11 @@ def _broker(raw: Mapping[str, Any], base_dir: Path | None, gateway_id: str) -> M
         cert_file=_path(t, "cert_file", base_dir),
         key_file=_path(t, "key_file", base_dir),
         keepalive_s=_int(t, "keepalive_s", "broker.keepalive_s", 30, lo=5, hi=3600),
+        connect_timeout_s=_float(
+            t, "connect_timeout_s", "broker.connect_timeout_s", 10.0, lo=0.5, hi=300.0
+        ),
+        backoff_initial_s=reconnect_initial_s,
+        backoff_max_s=reconnect_max_s,
     )
 
 

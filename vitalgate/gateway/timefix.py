@@ -41,6 +41,7 @@ from vitalgate.readings import QualityFlag
 __all__ = [
     "MIN_PLAUSIBLE_YEAR",
     "ClockCheck",
+    "FollowedClock",
     "GatewayClock",
     "SystemClock",
     "TimeFix",
@@ -72,6 +73,31 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    async def sleep(self, delay: timedelta) -> None:
+        import asyncio
+
+        await asyncio.sleep(max(0.0, delay.total_seconds()))
+
+
+class FollowedClock:
+    """Another process's accelerated clock, followed from its anchor: ``sim_at`` at wall-clock
+    ``wall_at`` (Unix seconds), running ``speed`` times real time. What a gateway uses against a
+    time-accelerated simulation (``vitalgate run --sim-info``); sleeps stay real time."""
+
+    def __init__(self, sim_at: datetime, wall_at: float, speed: float) -> None:
+        if sim_at.tzinfo is None or sim_at.utcoffset() != timedelta(0):
+            raise ValueError("sim_at must be timezone-aware UTC")
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self._sim_at = sim_at
+        self._wall_at = wall_at
+        self._speed = speed
+
+    def now(self) -> datetime:
+        import time
+
+        return self._sim_at + timedelta(seconds=(time.time() - self._wall_at) * self._speed)
 
     async def sleep(self, delay: timedelta) -> None:
         import asyncio

@@ -1,9 +1,10 @@
 """``vitalgate run`` end to end, every piece its own process, as an installer would run it.
 
 The devices run in ``vitalgate sim serve`` (a simulated radio served over TCP); the gateway is
-paired with ``vitalgate pair --address ... --patient ... --passkey ...`` (non-interactive) and then
-runs as ``vitalgate run`` against the real Mosquitto until a plain paho subscriber has received
-the devices' readings; SIGTERM then stops it cleanly (exit 0) with the outbox drained, and
+paired with ``vitalgate pair --address ... --patient ... --passkey ... --sim-info FILE``
+(non-interactive) and then runs as ``vitalgate run --sim-info FILE`` (the radio and the
+simulation's accelerated clock from sim serve's info file) against the real Mosquitto until a
+plain paho subscriber has received the devices' readings and their device-health rows; SIGTERM then stops it cleanly (exit 0) with the outbox drained, and
 ``vitalgate status --json`` lists the devices.
 """
 
@@ -120,7 +121,9 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline, "sim serve did not start"
             time.sleep(0.05)
-        yield json.loads(info_file.read_text(encoding="utf-8"))
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+        info["_file"] = str(info_file)
+        yield info
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -169,11 +172,7 @@ def test_vitalgate_run_end_to_end(tmp_path: Path, served: dict[str, Any], mqtt_u
     state = tmp_path / "state"
     config = tmp_path / "gateway.toml"
     _config(config, state, mqtt_url)
-    env = {
-        **os.environ,
-        "VITALGATE_CONFIG": str(config),
-        "VITALGATE_SIM_RADIO": served["relay_url"],
-    }
+    env = {**os.environ, "VITALGATE_CONFIG": str(config)}
     env.pop("VITALGATE_TEST_SERVERS", None)
     for device in served["devices"]:
         done = _vitalgate(
@@ -186,18 +185,26 @@ def test_vitalgate_run_end_to_end(tmp_path: Path, served: dict[str, Any], mqtt_u
             "p-anna",
             "--passkey",
             str(device["passkey"]),
+            "--sim-info",
+            served["_file"],
             env=env,
         )
         assert done.returncode == 0, done.stderr
         assert f"PAIRED {device['address'].upper()}" in done.stdout.upper()
 
     subscriber = _Subscriber(mqtt_url)
+    # `pair` and `run` take the radio and the simulation's accelerated clock from sim serve's
+    # info file (pairing sets each device's clock: it must be the simulation's time).
     run = subprocess.Popen(
-        [*VITALGATE, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*VITALGATE, "run", "--sim-info", served["_file"]],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60.0
-        wanted = {"weight", "body_temperature"}
+        wanted = {"weight", "body_temperature", "device_status"}
         while not wanted <= {t.rsplit("/", 1)[-1] for t in subscriber.topics()}:
             assert run.poll() is None, run.communicate()[1]
             assert time.monotonic() < deadline, subscriber.topics()
@@ -213,6 +220,16 @@ def test_vitalgate_run_end_to_end(tmp_path: Path, served: dict[str, Any], mqtt_u
     assert run.returncode == 0, err
     payloads = [json.loads(p) for _t, p in subscriber.messages]
     assert all(p.get("patient_id") == "p-anna" for p in payloads if "patient_id" in p)
+    # The gateway ran on the simulation's clock: the devices' clocks (no error configured) read
+    # right to it, though the simulation runs 300 times faster than the wall clock.
+    health = [
+        r["values"]
+        for p in payloads
+        if p.get("kind") == "device_status"
+        for r in p["readings"]
+        if "clock_offset_s" in r["values"]
+    ]
+    assert health and all(abs(v["clock_offset_s"]) < 30.0 for v in health), health
     # the outbox is drained: everything stored was acknowledged by the broker
     with sqlite3.connect(state / "outbox.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0

@@ -16,6 +16,7 @@ from vitalgate.drivers import glucose as glc
 from vitalgate.drivers import racp
 from vitalgate.firmware_sim.backend import use_simulation
 from vitalgate.firmware_sim.relay import connect_remote_world
+from vitalgate.firmware_sim.truth import TruthLog
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GLUCOSE_SERVICE = normalize_uuid_str("1808")
@@ -50,6 +51,7 @@ async def _download(url: str, bonds: Path, passkeys: dict[str, int], first: int)
 
 async def test_sim_serve_household_across_processes(tmp_path: Path) -> None:
     info_file = tmp_path / "devices.json"
+    truth_file = tmp_path / "truth.jsonl"
     scenario = REPO_ROOT / "vitalgate/firmware_sim/scenarios/household.toml"
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -63,6 +65,10 @@ async def test_sim_serve_household_across_processes(tmp_path: Path) -> None:
         "14400",
         "--info-file",
         str(info_file),
+        "--truth-out",
+        str(truth_file),
+        "--truth-interval-s",
+        "0.2",
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -84,6 +90,17 @@ async def test_sim_serve_household_across_processes(tmp_path: Path) -> None:
         await asyncio.sleep(1.5)
         second = await _download(info["relay_url"], bonds, passkeys, first[-1] + 1)
         assert second and second[0] == first[-1] + 1
+        # The clock anchor a gateway follows (`vitalgate run --sim-info`), and the truth file
+        # rewritten every 0.2 s, atomically (always whole JSON lines).
+        assert info["clock"]["speed"] == 14400.0 and info["clock"]["sim_at"]
+        meter = [d["serial"] for d in info["devices"] if d["kind"] == "glucose_meter"]
+        await asyncio.sleep(0.5)
+        live = TruthLog.read_jsonl(truth_file)
+        assert sum(1 for t in live if t.device_serial in meter) >= len(first) + len(second)
+        process.terminate()  # SIGTERM: a clean stop, the final truth written
+        assert await asyncio.wait_for(process.wait(), 15.0) == 0
+        assert len(TruthLog.read_jsonl(truth_file)) >= len(live)
+        assert truth_file.stat().st_mode & 0o777 == 0o600
     finally:
         if process.returncode is None:
             process.terminate()

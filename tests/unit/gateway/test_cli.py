@@ -67,3 +67,53 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text('gateway_id = "gw 1"\nstate_dir = "/x"\n[[patients]]\nid="p"\ntimezone="UTC"\n')
     assert main(["status", "--config", str(path)]) == 1
     assert "gateway_id" in capsys.readouterr().err
+
+
+def test_sim_info_gives_the_radio_and_the_simulations_clock(tmp_path: Path) -> None:
+    import argparse
+    import time
+
+    from vitalgate.gateway.cli import _clock, _sim_info
+    from vitalgate.gateway.timefix import FollowedClock, SystemClock
+
+    info = tmp_path / "sim.json"
+    sim_at = datetime(2026, 1, 1, tzinfo=UTC)
+    info.write_text(
+        json.dumps(
+            {
+                "relay_url": "tcp://127.0.0.1:1",
+                "devices": [],
+                "clock": {"sim_at": sim_at.isoformat(), "wall_at": time.time(), "speed": 600.0},
+            }
+        )
+    )
+    args = argparse.Namespace(sim_info=info, sim_radio=None)
+    assert _sim_info(args)["relay_url"] == "tcp://127.0.0.1:1"  # type: ignore[index]
+    clock = _clock(args)
+    assert isinstance(clock, FollowedClock)
+    ahead_s = (clock.now() - sim_at).total_seconds()
+    assert 0.0 <= ahead_s < 600.0 * 60  # 600x real time since the anchor
+    assert isinstance(_clock(argparse.Namespace(sim_info=None)), SystemClock)
+    info.write_text("{not json")
+    with pytest.raises(ConfigError, match="--sim-info"):
+        _sim_info(args)
+
+
+def test_broker_reconnect_settings(tmp_path: Path) -> None:
+    from vitalgate.gateway.config import parse_config
+
+    base = {
+        "gateway_id": "gw-1",
+        "state_dir": str(tmp_path),
+        "patients": [{"id": "p-1", "timezone": "UTC"}],
+    }
+    cfg = parse_config(
+        {
+            **base,
+            "broker": {"reconnect_initial_s": 0.2, "reconnect_max_s": 2, "connect_timeout_s": 3},
+        }
+    )
+    assert (cfg.broker.backoff_initial_s, cfg.broker.backoff_max_s) == (0.2, 2.0)
+    assert cfg.broker.connect_timeout_s == 3.0
+    with pytest.raises(ConfigError, match="reconnect_initial_s"):
+        parse_config({**base, "broker": {"reconnect_initial_s": 5, "reconnect_max_s": 1}})
