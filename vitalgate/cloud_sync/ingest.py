@@ -48,6 +48,18 @@ that identity to equal the topic's gateway.
 
 paho runs on the asyncio loop without its thread: its socket is registered with
 ``loop.add_reader`` / ``add_writer`` and ``loop_misc`` runs every second (the aiomqtt approach).
+paho reads a packet with several small ``recv`` calls (type byte, each length byte, the rest),
+its ``loop_read`` handles one packet per call, and each PUBLISH costs it a Properties object, an
+MQTTMessage (with a threading.Condition) and a topic match. The worker reads the socket into a
+buffer instead (one ``recv`` of up to :data:`READ_CHUNK_BYTES` serves many packets), takes each
+whole QoS 1 PUBLISH from it itself (topic, packet id, payload: all a delivery needs, as acks go
+by packet id through paho), and leaves every other packet to paho, which reads it from the same
+buffer through its ``_sock_recv`` (CONNACK, SUBACK, PUBACKs of dead letters, PINGRESP,
+DISCONNECT; QoS 0/2 deliveries; and every PUBLISH when ``identity_property`` needs its MQTT 5
+properties). Per readable event it goes on until the socket is drained, for at most
+:data:`MAX_PACKETS_PER_EVENT` packets or :data:`READ_BUDGET_S`, then continues on the next loop
+iteration (after the writer has had its turn). The buffer
+belongs to one socket: it is emptied whenever paho opens or closes one.
 """
 
 from __future__ import annotations
@@ -85,6 +97,13 @@ __all__ = ["BrokerConfig", "IngestStats", "IngestWorker", "parse_broker_url"]
 log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "VITALGATE_MQTT_PASSWORD"
+#: Bytes asked of the socket per ``recv`` (paho's packet reads are served from them).
+READ_CHUNK_BYTES = 256 * 1024
+#: Packets handled per readable event before the event loop gets a turn (writer, timers, acks).
+MAX_PACKETS_PER_EVENT = 256
+#: ... and seconds: a write that finished must not wait long for the loop to start the next one
+#: (a store kept waiting is ingest throughput lost).
+READ_BUDGET_S = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +204,10 @@ class _GiveUpError(Exception):
     """Stopping while the store is down: leave the rest unacknowledged for re-delivery."""
 
 
+def _no_recv(_bufsize: int) -> bytes:
+    raise ConnectionError("no MQTT client yet")
+
+
 def _deadletter_gateway(topic: str) -> str:
     parts = topic.split("/")
     if len(parts) >= 3:
@@ -268,6 +291,10 @@ class IngestWorker:
         self._sealed: deque[_Batch] = deque()
         self._pending_readings = 0
         self._sock: Any = None
+        self._paho_recv: Callable[[int], bytes] = _no_recv
+        self._rbuf = b""  # bytes received from the socket that paho has not read yet
+        self._rpos = 0
+        self._drained = False  # the last recv found the socket empty
         self._reading_paused = False
         self._writer_registered = False
         self._dl_pending: dict[int, tuple[int, int]] = {}  # dead-letter mid -> (epoch, mid)
@@ -344,7 +371,116 @@ class IngestWorker:
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_socket_register_write
         client.on_socket_unregister_write = self._on_socket_unregister_write
+        # paho's reads go through Client._sock_recv (socket errors -> BlockingIOError,
+        # ConnectionError): the instance attribute puts the buffer in front of it.
+        self._paho_recv = client._sock_recv
+        client._sock_recv = self._buffered_recv  # type: ignore[method-assign]
         return client
+
+    def _topped_up(self, need: int) -> bool:
+        """Make the buffer hold ``need`` unread bytes; False when the socket has no more yet.
+
+        A socket error or the end of the stream also gives False: paho's next read meets it
+        and handles the lost connection.
+        """
+        buf, pos = self._rbuf, self._rpos
+        while len(buf) - pos < need:
+            try:
+                more = self._paho_recv(max(READ_CHUNK_BYTES, need - (len(buf) - pos)))
+            except BlockingIOError:
+                self._drained = True
+                return False
+            except OSError:
+                return False
+            if not more:
+                return False
+            buf = buf[pos:] + more if pos < len(buf) else more
+            pos = 0
+            self._rbuf, self._rpos = buf, 0
+        return True
+
+    def _take_publish(self) -> bool:
+        """Handle the next packet here if it is a QoS 1 PUBLISH (else paho reads it).
+
+        Called between packets only (paho holds no partial packet). Fixed header: type and
+        flags (``0x32``, DUP and RETAIN ignored), remaining length; variable header: topic
+        (length-prefixed UTF-8), packet id, and in MQTT 5 the properties (length-prefixed,
+        skipped); the rest is the payload.
+        """
+        if not self._topped_up(2):
+            return False
+        if self._rbuf[self._rpos] & 0xF6 != 0x32:
+            return False
+        offset, length, shift = 1, 0, 0
+        while True:  # remaining length: 1-4 bytes of 7 bits, least significant first
+            if not self._topped_up(offset + 1):
+                return False
+            byte = self._rbuf[self._rpos + offset]
+            offset += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                return False  # malformed: paho reports it
+        if length < 4 or not self._topped_up(offset + length):
+            return False  # shorter than a topic length and a packet id: paho reports it
+        buf, pos = self._rbuf, self._rpos
+        start, end = pos + offset, pos + offset + length
+        topic_end = start + 2 + ((buf[start] << 8) | buf[start + 1])
+        body = topic_end + 2
+        if topic_end == start + 2 or body > end:
+            return False
+        mid = (buf[topic_end] << 8) | buf[topic_end + 1]
+        if self.protocol == 5:
+            props_length, shift = 0, 0
+            while True:
+                if body >= end or shift > 21:
+                    return False
+                byte = buf[body]
+                body += 1
+                props_length |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    break
+                shift += 7
+            body += props_length
+            if body > end:
+                return False
+        if mid == 0:
+            return False
+        try:
+            topic = buf[start + 2 : topic_end].decode()
+        except UnicodeDecodeError:
+            return False
+        payload = buf[body:end]
+        if end == len(buf):
+            self._rbuf, self._rpos = b"", 0
+        else:
+            self._rpos = end
+        self._handle_message(topic, payload, mid, 1, None)
+        return True
+
+    def _buffered_recv(self, bufsize: int) -> bytes:
+        """paho's ``_sock_recv``: ``bufsize`` bytes at most, from the buffer, refilled on empty."""
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            try:
+                buf = self._paho_recv(READ_CHUNK_BYTES)
+            except BlockingIOError:
+                self._drained = True
+                raise
+            if not buf:
+                return buf  # end of stream: paho sees the connection lost
+            self._rbuf, pos = buf, 0
+        end = pos + bufsize
+        if pos == 0 and end >= len(buf):
+            self._rbuf, self._rpos = b"", 0
+            return buf
+        self._rpos = end
+        return buf[pos:end]
+
+    def _reset_read_buffer(self) -> None:
+        self._rbuf, self._rpos = b"", 0
 
     def _call_in_loop(self, fn: Callable[[], None]) -> None:
         loop = self._loop
@@ -359,6 +495,10 @@ class IngestWorker:
             loop.call_soon_threadsafe(fn)
 
     def _on_socket_open(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        # Runs in paho's connect (a worker thread) before anything is read from the new socket:
+        # the loop does not read while connecting.
+        self._reset_read_buffer()
+
         def register() -> None:
             self._sock = sock
             self._writer_registered = False
@@ -381,6 +521,8 @@ class IngestWorker:
             self._writer_registered = True
 
     def _on_socket_close(self, _client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        self._reset_read_buffer()
+
         def unregister() -> None:
             if self._sock is sock:
                 self._unregister_socket()
@@ -415,8 +557,34 @@ class IngestWorker:
         self._call_in_loop(unregister)
 
     def _readable(self) -> None:
-        assert self._client is not None
-        self._client.loop_read(max_packets=64)
+        """Handle packets until the socket is drained (paho's loop_read takes one per call)."""
+        client = self._client
+        assert client is not None
+        self._drained = False
+        fast = self.identity_property is None
+        taken = 0
+        clock = time.monotonic
+        deadline = clock() + READ_BUDGET_S
+        try:
+            for _ in range(MAX_PACKETS_PER_EVENT):
+                if self._reading_paused or self._sock is None:
+                    return
+                if taken and clock() >= deadline:
+                    break
+                if fast and client._in_packet["command"] == 0:
+                    if self._take_publish():
+                        taken += 1
+                        continue
+                    if self._drained:
+                        return
+                if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or self._drained:
+                    return
+        finally:
+            if taken:  # what paho's own reads record for its keepalive
+                client._last_bytes_received = time.monotonic()
+        # More may sit in the buffer, where the selector cannot see it: continue soon.
+        assert self._loop is not None
+        self._loop.call_soon(self._readable_if_open)
 
     def _writable(self) -> None:
         assert self._client is not None
@@ -579,9 +747,13 @@ class IngestWorker:
         self._wakeup.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._handle_message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, msg)
+
+    def _handle_message(
+        self, topic: str, payload: bytes, mid: int, qos: int, msg: mqtt.MQTTMessage | None
+    ) -> None:
+        """One delivery: validate, format, add to the batch (or dead-letter it)."""
         self.stats.received += 1
-        topic = msg.topic
-        payload = bytes(msg.payload)
         client_gateway: str | None = None
         formatter = self._formatter
         try:
@@ -591,20 +763,20 @@ class IngestWorker:
                 lines, count = schema.decode_batch_lines(
                     topic, payload, formatter, client_gateway_id=client_gateway
                 )
-                message = _Message(msg.mid, self._epoch, topic, payload, count, lines)
+                message = _Message(mid, self._epoch, topic, payload, count, lines)
             else:
                 readings = schema.decode_batch(topic, payload, client_gateway_id=client_gateway)
                 count = len(readings)
-                message = _Message(msg.mid, self._epoch, topic, payload, count, readings=readings)
+                message = _Message(mid, self._epoch, topic, payload, count, readings=readings)
         except SchemaError as exc:
-            self._dead_letter(topic, payload, str(exc), msg.mid, msg.qos)
+            self._dead_letter(topic, payload, str(exc), mid, qos)
             return
         except StoreRejectedError as exc:  # a value line protocol cannot represent
-            self._dead_letter(topic, payload, f"store refused: {exc}", msg.mid, msg.qos)
+            self._dead_letter(topic, payload, f"store refused: {exc}", mid, qos)
             return
         except Exception as exc:  # the supervisor of one message: count it, keep the payload
             log.exception("ingest %s: unexpected error decoding a message", self.client_id)
-            self._dead_letter(topic, payload, f"internal error: {exc!r}", msg.mid, msg.qos)
+            self._dead_letter(topic, payload, f"internal error: {exc!r}", mid, qos)
             return
         self.stats.received_readings += count
         self._current.add(message)
@@ -616,7 +788,7 @@ class IngestWorker:
         if self._pending_readings >= self.max_pending_readings:
             self._pause_reading()
 
-    def _identity(self, msg: mqtt.MQTTMessage) -> str:
+    def _identity(self, msg: mqtt.MQTTMessage | None) -> str:
         props = getattr(msg, "properties", None)
         for key, value in getattr(props, "UserProperty", None) or ():
             if key == self.identity_property:

@@ -254,3 +254,123 @@ def test_received_before_measured_and_a_day_apart_is_fine() -> None:
         measured_at=schema.format_utc(at), received_at=schema.format_utc(at - timedelta(days=1))
     )
     assert _assert_same(topic, payload)[0] == "ok"
+
+
+# The column pass (schema._column_lines) checks each distinct value once: these cases mix,
+# across the readings of one message, values that are equal in Python but not in the schema
+# (1 == 1.0 == True, 0.0 == -0.0), key orders, devices and shapes.
+
+_MIXED_COLUMNS = {
+    "attributes": [
+        {"user_id": None},
+        {"user_id": 1},
+        {"user_id": 1.0},
+        {"user_id": True},
+        {"user_id": 0},
+        {"user_id": False},
+        {"user_id": -1},
+        {"user_id": "1"},
+        {},
+    ],
+    "values": [
+        {"systolic_mmhg": 120.0, "diastolic_mmhg": 80.0},
+        {"diastolic_mmhg": 80.0, "systolic_mmhg": 120.0},
+        {"systolic_mmhg": 120, "diastolic_mmhg": 80.0},
+        {"systolic_mmhg": True, "diastolic_mmhg": 80.0},
+        {"systolic_mmhg": 0.0, "diastolic_mmhg": -0.0},
+        {"systolic_mmhg": -0.0, "diastolic_mmhg": 0.0},
+        {"systolic_mmhg": 1e308, "diastolic_mmhg": 5e-324},
+        {"systolic_mmhg": 120.0},
+        {},
+    ],
+    "flags": [[], ["irregular_pulse"], ["body_movement", "irregular_pulse"], ["x"], "irregular"],
+    "sequence_number": [None, 0, 5, 5.0, -1, True, 2**63, "5"],
+    "device_time": [
+        None,
+        "2026-11-01T08:30:00",
+        "2026-11-01T08:30:00.000001",
+        "2026-02-30T08:30:00",
+    ],
+    "received_at": [
+        "2026-11-24T07:30:00.000000Z",
+        "2026-11-24T07:30:01.000000Z",
+        "2026-11-24T07:30:00Z",
+    ],
+    "measured_at": [
+        "2026-11-24T07:30:00.000000Z",
+        "1970-01-01T00:00:00.000000Z",
+        "2026-11-24T07:30:00.00000Z",
+        "2026-11-24T07:30:00.0000000Z",
+        "2026-11-24T07:30:00.000000+00:00",
+        "2026-11-24 07:30:00.000000Z",
+    ],
+    "patient_id": ["p-1", "p-2", "p 3"],
+    "reading_id": ["0" * 32, "f" * 32, "F" * 32, "0" * 31, "0" * 16 + "\n" + "0" * 15],
+}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), n=st.integers(min_value=2, max_value=6))
+def test_mixed_columns_get_the_reference_verdict(data: st.DataObject, n: int) -> None:
+    obj = _batch(list(sample_readings(n, kind=ReadingKind.BLOOD_PRESSURE)))
+    mixed = data.draw(st.sets(st.sampled_from(sorted(_MIXED_COLUMNS)), min_size=1, max_size=3))
+    for key in mixed:
+        for r in obj["readings"]:
+            r[key] = copy.deepcopy(data.draw(st.sampled_from(_MIXED_COLUMNS[key])))
+    if data.draw(st.booleans()):
+        obj["readings"][-1]["device"] = dict(obj["readings"][0]["device"], serial="other")
+    topic = schema.topic_readings("gw-1", ReadingKind.BLOOD_PRESSURE)
+    _assert_same(topic, orjson.dumps(obj))
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "verdict"),
+    [
+        ("attributes", [{"user_id": 1}, {"user_id": True}], "schema"),
+        ("attributes", [{"user_id": True}, {"user_id": 1}], "schema"),
+        ("attributes", [{"user_id": 1}, {"user_id": 1.0}], "ok"),
+        ("values", [{"systolic_mmhg": 0.0}, {"systolic_mmhg": -0.0}], "ok"),
+        (
+            "values",
+            [
+                {"systolic_mmhg": 1.0, "diastolic_mmhg": 2.0},
+                {"diastolic_mmhg": 2.0, "systolic_mmhg": 1.0},
+            ],
+            "ok",
+        ),
+        ("measured_at", ["2026-11-24T07:30:00.0000000Z", "2026-11-24T07:30:00.00000Z"], "schema"),
+        ("reading_id", ["0" * 31 + "\n", "0" * 32], "schema"),
+        ("sequence_number", [None, 3], "ok"),
+        ("sequence_number", [3, -3], "schema"),
+        ("flags", [[], ["irregular_pulse", "irregular_pulse"]], "schema"),
+    ],
+    ids=repr,
+)
+def test_column_pass_compares_values_by_type(column: str, values: list[Any], verdict: str) -> None:
+    obj = _batch(list(sample_readings(len(values), kind=ReadingKind.BLOOD_PRESSURE)))
+    for r, value in zip(obj["readings"], values, strict=True):
+        r[column] = value
+    topic = schema.topic_readings("gw-1", ReadingKind.BLOOD_PRESSURE)
+    assert _assert_same(topic, orjson.dumps(obj))[0] == verdict
+
+
+def test_typical_messages_take_the_column_pass() -> None:
+    """A gateway's message (one device, one key order) never needs the per-reading pass."""
+    for kind in ReadingKind:
+        if kind is ReadingKind.HEART_RATE:
+            continue  # R-R interval lists are not hashable: the per-reading pass takes them
+        fmt = LineProtocolFormatter(default_flag_codec().mask, include_reading_id=True)
+        readings = sample_readings(20, kind=kind)
+        payload = schema.encode_batch("gw-1", kind, readings)
+        topic = schema.topic_readings("gw-1", kind)
+        gateway_id, k, dicts = schema._check_envelope_only(orjson.loads(payload))
+        body, count = schema._column_lines(dicts, k, gateway_id, fmt)
+        assert count == 20
+        assert body == fmt.body(schema.decode_batch(topic, payload))
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e400", "1.7976931348623159e308", "NaN", "Infinity"])
+def test_orjson_refuses_non_finite_numbers(text: str) -> None:
+    """The column pass relies on it: every float orjson returns is finite."""
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(f"[{text}]")
