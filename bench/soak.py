@@ -11,6 +11,9 @@ real second; the default runs 7 days in 5 minutes).
 from __future__ import annotations
 
 import argparse
+import collections
+import json
+import re
 import shutil
 import sys
 import tempfile
@@ -19,6 +22,44 @@ from pathlib import Path
 
 from bench.signal_common import footer, write_section
 from tests.soak.soak import run_soak
+
+
+def problem_counts(problems: list[str]) -> str:
+    """``"27 (lost glucose 27)"``: the invariant's problems counted by what and reading kind.
+
+    The verdict lists only the first ten; the counts tell a loss of one kind from a general one.
+    """
+    counts: collections.Counter[str] = collections.Counter()
+    for problem in problems:
+        what, _, rest = problem.partition(": ")
+        words = rest.split()
+        if what in ("lost", "duplicated") and len(words) > 1:
+            what = f"{what} {words[1]}"  # "lost: GM-SOAK-1 glucose at ..." -> "lost glucose"
+        counts[what] += 1
+    if not counts:
+        return "0"
+    return f"{len(problems)} (" + ", ".join(f"{k} {n}" for k, n in counts.most_common()) + ")"
+
+
+_SYNCED = re.compile(r" ([0-9A-F:]{17}): synced \(")
+
+
+def syncs_by_kind(root: Path) -> str:
+    """``"glucose_meter 255, ..."``: the most syncs one device of each kind had (gateway log).
+
+    A simulated peripheral must survive any number of connections (the soak once lost every
+    glucose record after a meter's 240th connection used up its advertising handles).
+    """
+    info = json.loads((root / "devices.json").read_text())
+    kind_of = {d["address"]: d["kind"] for d in info["devices"]}
+    per_device = collections.Counter(
+        m.group(1) for m in _SYNCED.finditer((root / "gateway.log").read_text(errors="replace"))
+    )
+    most: dict[str, int] = {}
+    for address, n in per_device.items():
+        kind = kind_of.get(address, "?")
+        most[kind] = max(most.get(kind, 0), n)
+    return ", ".join(f"{k} {n}" for k, n in sorted(most.items())) or "none"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_soak(root, devices=args.devices, days=args.days, speed=args.speed)
     elapsed = time.monotonic() - t0
     s = result.summary()
+    syncs = syncs_by_kind(root)
     verdict = "pass" if not result.problems else "FAIL: " + "; ".join(result.problems)
     body = (
         f"`python -m bench.soak`: the gateway process with {args.devices} simulated devices "
@@ -46,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{s['fds_last_max'] - s['fds_q2_max']:+d} |\n"
         f"| asyncio tasks | {s['tasks_q2_max']} | {s['tasks_last_max']} | "
         f"{s['tasks_last_max'] - s['tasks_q2_max']:+d} |\n\n"
-        f"Readings checked against the ground truth: {s['readings_checked']}. "
+        f"Readings checked against the ground truth: {s['readings_checked']}; "
+        f"invariant problems: {problem_counts(result.invariant.problems)}. "
+        f"Most syncs of one device, by kind: {syncs}. "
         f"Verdict: {verdict}.\n\n{footer()}\n"
     )
     print(body)

@@ -234,6 +234,9 @@ class SimPeripheral:
         self._device: Device | None = None
         self._connection: Connection | None = None
         self._advertising_set: AdvertisingSet | None = None
+        #: Sets the controller ended on a connection: bumble keeps each (and its handle, one of
+        #: 240) until it is removed, so they are removed before the next advertising starts.
+        self._ended_advertising_sets: list[AdvertisingSet] = []
         self._want_advertising = False
         self._connected_event = asyncio.Event()
         self.keystore = MemoryKeyStore()
@@ -577,7 +580,9 @@ class SimPeripheral:
         self._connection = connection
         self._connected_event.set()
         if self._advertising_set is not None:
-            self._advertising_set = None  # the controller stopped it on connect
+            # The controller stopped it on connect; its handle stays taken until removed.
+            self._ended_advertising_sets.append(self._advertising_set)
+            self._advertising_set = None
         connection.on(
             connection.EVENT_DISCONNECTION,
             lambda reason: self._on_disconnection(connection, reason),
@@ -612,6 +617,8 @@ class SimPeripheral:
         if advertising_set is not None:
             await advertising_set.stop()
             await advertising_set.remove()
+        while self._ended_advertising_sets:
+            await self._ended_advertising_sets.pop().remove()
 
     def _require_connection(self) -> Connection:
         if self._connection is None:

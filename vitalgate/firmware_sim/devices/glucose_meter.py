@@ -7,6 +7,9 @@
   device-local base time, kg/L concentration, capillary whole blood / finger, and a
   Measurement Context (meal, and carbohydrate for meals) notified right after its measurement.
 * Control-solution tests a few times a month (sample type 10 / location 4, ~110 mg/dL).
+* Memory for ``memory_capacity`` records (500; the ``full_memory`` fault sets fewer): when it is
+  full a new record overwrites the oldest, as real meters do (kept in ``overwritten``); the
+  sequence numbers run on (u16, 65535 wraps to 0), so the gap tells a central what it missed.
 * RACP (0x2A52, GLS 3.6 / GLP 4.9): Report Stored Records, Delete Stored Records, Abort
   Operation, Report Number of Stored Records with every operator (all, <=, >=, within range,
   first, last) by sequence number (filter 1) and user-facing time (filter 2). Errors answer

@@ -39,6 +39,8 @@ class SessionResult:
     offered: int = 0
     added: int = 0
     rejected: list[str] = field(default_factory=list)
+    #: Records the device lost before the gateway could fetch them (a meter overwrote them).
+    lost_on_device: list[str] = field(default_factory=list)
     dropped: int = 0  # values lost to a full inbox (the sync point was then not advanced)
     stream_resets: int = 0  # raw-stream detector restarts after lost packets (PPG)
     sync: SyncPoint | None = None
@@ -46,7 +48,7 @@ class SessionResult:
     @property
     def problem(self) -> str | None:
         """A one-line summary of what went wrong, for the registry's last_error."""
-        parts = []
+        parts = list(self.lost_on_device)
         if self.rejected:
             parts.append(f"{len(self.rejected)} record(s) rejected: {self.rejected[0]}")
         if self.dropped:

@@ -11,6 +11,13 @@ and the records already in the outbox come back with the same reading ids and ar
 A meter whose memory was reset (its sequence numbers restarted below the sync point) answers
 "no records found" forever; the session detects it by asking for the last record and, when its
 sequence number is below the sync point, downloads everything again.
+
+A meter numbers its records +1 each (GLS 3.1.1.1) and, when its memory is full, overwrites the
+oldest. So when "report >= last + 1" brings records but some sequence numbers between the sync
+point and the newest record never arrive, those records were overwritten (or deleted on the
+meter) before the gateway could fetch them: they cannot be fetched any more, and the session
+says so -- an ERROR log line and a problem in the session result (the registry's last error),
+never silently. The sync point still moves on, as asking again cannot bring them back.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ class _Download:
         self.measurements: dict[int, tuple[datetime, codec.GlucoseMeasurement]] = {}
         self.contexts: dict[int, codec.GlucoseMeasurementContext] = {}
         self.max_seq: int | None = None
+        #: Sequence numbers of the measurements received (to find records the meter lost).
+        self.received: set[int] = set()
         self.undecodable = 0
 
     def take(self, received_at: datetime, data: bytes) -> None:
@@ -64,6 +73,7 @@ class _Download:
             if tag == _MEASUREMENT:
                 m = codec.parse_measurement(payload)
                 self.measurements[m.sequence_number] = (received_at, m)
+                self.received.add(m.sequence_number)
                 if self.max_seq is None or m.sequence_number > self.max_seq:
                     self.max_seq = m.sequence_number
             else:
@@ -93,6 +103,33 @@ class _Download:
             )
             self.contexts.clear()
         await deliver(self.env, items, self.result)
+
+
+def missing_sequence_ranges(
+    first_expected: int, received: set[int], newest: int
+) -> list[tuple[int, int]]:
+    """The runs ``(first, last)`` of sequence numbers in ``first_expected..newest`` not received.
+
+    Sequence numbers are u16 and the caller only asks this below the wrap (``newest`` is the
+    largest number received, ``first_expected <= newest + 1``).
+    """
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    for seq in range(first_expected, newest + 1):
+        if seq in received:
+            if start is not None:
+                runs.append((start, seq - 1))
+                start = None
+        elif start is None:
+            start = seq
+    if start is not None:
+        runs.append((start, newest))
+    return runs
+
+
+def _describe(runs: list[tuple[int, int]]) -> str:
+    shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs[:5])
+    return shown + (f" and {len(runs) - 5} more run(s)" if len(runs) > 5 else "")
 
 
 async def _run_procedure(
@@ -162,9 +199,13 @@ async def run_glucose(env: SessionEnv) -> SessionResult:
     await channel.open()
 
     last = env.builder.record.sync.last_racp_seq
-    request = racp.report_all() if last is None else racp.report_from_sequence(last + 1)
-    if last is not None and last >= 0xFFFF:
-        request = racp.report_all()  # the u16 sequence space is exhausted: ask for everything
+    # The first sequence number this download must bring if the meter lost nothing. None asks
+    # for everything: the first sync (records from before the pairing are not the gateway's to
+    # miss) and an exhausted u16 sequence space.
+    expected_first = None if last is None or last >= 0xFFFF else last + 1
+    request = (
+        racp.report_all() if expected_first is None else racp.report_from_sequence(expected_first)
+    )
     download = _Download(env, result)
     response = await _run_procedure(
         env, channel=channel, inbox=inbox, progress=progress, request=request, download=download
@@ -188,6 +229,7 @@ async def run_glucose(env: SessionEnv) -> SessionResult:
         ):
             _log.warning("%s: glucose meter memory was reset; downloading all", link.address)
             await asyncio.to_thread(env.registry.reset_sync, link.address)
+            expected_first = None
             download = _Download(env, result)
             response = await _run_procedure(
                 env,
@@ -205,6 +247,25 @@ async def run_glucose(env: SessionEnv) -> SessionResult:
     # skip it for good, so the sync point stays and the next sync asks again (records already
     # stored come back with the same ids and are ignored).
     if inbox.dropped == 0 and download.undecodable == 0 and download.max_seq is not None:
+        if expected_first is not None and code == racp.ResponseCode.SUCCESS:
+            _report_missing(link.address, expected_first, download, result)
         result.sync = SyncPoint(last_racp_seq=download.max_seq)
         await env.advance_sync(result.sync)
     return result
+
+
+def _report_missing(
+    address: str, first_expected: int, download: _Download, result: SessionResult
+) -> None:
+    """Say (ERROR, and a session problem) which records the meter lost before we fetched them."""
+    assert download.max_seq is not None
+    runs = missing_sequence_ranges(first_expected, download.received, download.max_seq)
+    if not runs:
+        return
+    count = sum(b - a + 1 for a, b in runs)
+    message = (
+        f"{count} glucose record(s) lost on the meter before the gateway could fetch them "
+        f"(overwritten or deleted; sequence numbers {_describe(runs)})"
+    )
+    _log.error("%s: %s", address, message)
+    result.lost_on_device.append(message)
