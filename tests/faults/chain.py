@@ -2,10 +2,12 @@
 
 Processes (each started, killed -9 and restarted by PID, never by name):
 
-* devices: ``tests.faults.devices_proc`` (``vitalgate sim serve``'s code plus a live truth file)
-  with a scenario of registered devices and one stranger device nobody paired;
-* gateway: ``tests.faults.gateway_proc run`` (the daemon, outbox and publisher of
-  ``vitalgate run``) attached to the devices' radio over the relay;
+* devices: ``vitalgate sim serve --info-file I --truth-out T --truth-interval-s 0.5`` with a
+  scenario of registered devices and one stranger device nobody paired;
+* gateway: ``vitalgate run --sim-info I`` attached to the devices' radio over the relay, on the
+  simulation's accelerated clock, after ``vitalgate pair --sim-info I ...`` for each device (the
+  soak, which samples the gateway's asyncio tasks from inside, runs the same daemon through
+  ``tests.faults.gateway_proc run --stats-file``);
 * broker: a Mosquitto of its own (persistence on) from ``tests.support.servers``;
 * ingest: the ``vitalgate ingest`` CLI writing to a SQLite store.
 
@@ -116,6 +118,18 @@ patient = "anna"
 """
 
 
+#: The gateway profile (``vitalgate pair --kind``) of each simulated device kind.
+GATEWAY_KIND = {
+    "bp_monitor": "blood_pressure",
+    "glucose_meter": "glucose",
+    "cgm": "cgm",
+    "thermometer": "thermometer",
+    "weight_scale": "weight_scale",
+    "pulse_oximeter": "pulse_oximeter",
+    "hr_wearable": "heart_rate",
+}
+
+
 def gateway_toml(*, state_dir: Path, broker_port: int, max_connections: int = 3) -> str:
     return f"""
 gateway_id = "{GATEWAY_ID}"
@@ -136,6 +150,9 @@ host = "127.0.0.1"
 port = {broker_port}
 tls = false
 keepalive_s = 5
+connect_timeout_s = 3.0
+reconnect_initial_s = 0.2
+reconnect_max_s = 2.0
 
 [limits]
 max_concurrent_connections = {max_connections}
@@ -268,19 +285,22 @@ class Chain:
             "devices",
             _python(
                 "-m",
-                "tests.faults.devices_proc",
+                "vitalgate",
+                "sim",
+                "serve",
                 "--scenario",
                 str(self.scenario_path),
                 "--info-file",
                 str(self.info_path),
                 "--truth-out",
                 str(self.truth_path),
+                "--truth-interval-s",
+                "0.5",
             ),
             self.root / "devices.log",
         )
-        self.gateway = Proc(
-            "gateway",
-            _python(
+        if self.gateway_stats:
+            gateway_argv = _python(
                 "-m",
                 "tests.faults.gateway_proc",
                 "run",
@@ -288,10 +308,21 @@ class Chain:
                 str(self.config_path),
                 "--info",
                 str(self.info_path),
-                *(["--stats-file", str(self.stats_path)] if self.gateway_stats else []),
-            ),
-            self.root / "gateway.log",
-        )
+                "--stats-file",
+                str(self.stats_path),
+            )
+        else:
+            gateway_argv = _python(
+                "-m",
+                "vitalgate",
+                "-v",  # INFO, as a deployment logs
+                "run",
+                "--config",
+                str(self.config_path),
+                "--sim-info",
+                str(self.info_path),
+            )
+        self.gateway = Proc("gateway", gateway_argv, self.root / "gateway.log")
         self.ingest = Proc(
             "ingest",
             _python(
@@ -327,22 +358,35 @@ class Chain:
         self.gateway.start()
 
     def pair_all(self) -> None:
-        """Pair every device but the stranger as ``vitalgate pair`` does, one process each."""
+        """Pair every device but the stranger with ``vitalgate pair``, one process each."""
         for device in self.info["devices"]:
             if device["serial"] == STRANGER_SERIAL:
                 continue
+            users = {int(k): v for k, v in device["user_ids"].items()}
+            who = (
+                ["--patient", next(iter(users.values()))]
+                if len(users) == 1
+                else [
+                    a for uid, pid in sorted(users.items()) for a in ("--user-id", f"{uid}={pid}")
+                ]
+            )
+            passkey = [] if device["passkey"] is None else ["--passkey", str(device["passkey"])]
             for _attempt in range(3):  # a pairing can race the simulated radio: retry
                 done = subprocess.run(
                     _python(
                         "-m",
-                        "tests.faults.gateway_proc",
+                        "vitalgate",
                         "pair",
                         "--config",
                         str(self.config_path),
-                        "--info",
+                        "--sim-info",
                         str(self.info_path),
-                        "--serial",
-                        device["serial"],
+                        "--address",
+                        device["address"],
+                        "--kind",
+                        GATEWAY_KIND[device["kind"]],
+                        *who,
+                        *passkey,
                     ),
                     cwd=ROOT,
                     capture_output=True,
@@ -365,9 +409,10 @@ class Chain:
         self.broker.stop()
 
     def sim_now(self) -> datetime:
-        sim_at = datetime.fromisoformat(self.info["sim_at"]).astimezone(UTC)
-        elapsed = time.time() - float(self.info["wall_at"])
-        return sim_at + timedelta(seconds=elapsed * float(self.info["speed"]))
+        clock = self.info["clock"]
+        sim_at = datetime.fromisoformat(clock["sim_at"]).astimezone(UTC)
+        elapsed = time.time() - float(clock["wall_at"])
+        return sim_at + timedelta(seconds=elapsed * float(clock["speed"]))
 
     def logs(self, tail: int = 3000) -> str:
         out = []

@@ -118,7 +118,7 @@ def test_unregistered_device_is_ignored(chain: Chain) -> None:
 def test_gateway_state_is_private(chain: Chain) -> None:
     assert chain.state_dir.stat().st_mode & 0o777 == 0o700
     files = [p for p in chain.state_dir.iterdir() if p.is_file()]
-    assert {"outbox.sqlite3", "registry.sqlite3", "bonds.json"} <= {p.name for p in files}
+    assert {"outbox.sqlite3", "registry.sqlite3", "sim-bonds.json"} <= {p.name for p in files}
     for p in files:
         assert p.stat().st_mode & 0o777 == 0o600, f"{p.name}: {p.stat().st_mode & 0o777:o}"
     for p in (chain.store_path, chain.truth_path, chain.info_path):

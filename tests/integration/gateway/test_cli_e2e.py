@@ -4,8 +4,9 @@ The devices run in ``vitalgate sim serve`` (a simulated radio served over TCP); 
 paired with ``vitalgate pair --address ... --patient ... --passkey ... --sim-info FILE``
 (non-interactive) and then runs as ``vitalgate run --sim-info FILE`` (the radio and the
 simulation's accelerated clock from sim serve's info file) against the real Mosquitto until a
-plain paho subscriber has received the devices' readings and their device-health rows; SIGTERM then stops it cleanly (exit 0) with the outbox drained, and
-``vitalgate status --json`` lists the devices.
+plain paho subscriber has received the devices' readings and their device-health rows; SIGTERM
+then stops it cleanly (exit 0) with the outbox drained, and ``vitalgate status --json`` lists
+the devices.
 """
 
 from __future__ import annotations
