@@ -30,8 +30,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, fields
 from datetime import UTC, datetime, timedelta
 from itertools import chain, repeat
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, get_args
 
+import msgspec
 import orjson
 
 from vitalgate.cloud_sync.store import StoredReading
@@ -989,12 +990,20 @@ def decode_batch_lines(
     does, raising the same SchemaError, and the body equals
     ``formatter.body(decode_batch(topic, payload, ...))`` (LineProtocolError included, for a
     value line protocol cannot represent); property tests check both. It builds no
-    StoredReading objects. A gateway's message (one device, one key order of the values) is
-    checked and formatted a column at a time (:func:`_column_lines`: C-level passes over all
-    its readings, each distinct patient, time received, flag list or attribute set checked
-    once); other messages a reading at a time (:func:`_row_lines`); and anything unusual (an
-    integer value, an error to name...) is handed to the reference path for that message.
+    StoredReading objects. A valid message is decoded by msgspec into typed structs that carry
+    most of the schema's rules (:func:`_typed_lines`, ~20 % less CPU than orjson dicts) and
+    checked and formatted a column at a time. Whatever that path refuses (msgspec's types are
+    stricter than JSON Schema's: 2.0 is no int there) or cannot name goes to the orjson paths:
+    a gateway's message (one device, one key order of the values) a column at a time
+    (:func:`_column_lines`: C-level passes over all its readings, each distinct patient, time
+    received, flag list or attribute set checked once); other messages a reading at a time
+    (:func:`_row_lines`); and anything unusual (an error to name...) is handed to the
+    reference path for that message.
     """
+    try:
+        return _typed_lines(topic, payload, formatter, client_gateway_id)
+    except _TYPED_FALLBACK_ERRORS:
+        pass
     try:
         return _fast_lines(topic, payload, formatter, client_gateway_id)
     except _FALLBACK_ERRORS:
@@ -1375,6 +1384,331 @@ def _row_lines(
         else:
             append(f"{tag_set} flags={mask}i {ns}")
     return "\n".join(out).encode(), len(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed fast path: msgspec decodes and checks most of the schema in C
+
+
+_I64_MAX: Final = 2**63 - 1
+_Str256 = Annotated[str, msgspec.Meta(max_length=MAX_DEVICE_STRING)]
+_UtcText = Annotated[str, msgspec.Meta(min_length=27, max_length=27)]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=_I64_MAX)]
+_Finite = Annotated[float, msgspec.Meta(ge=-_MAX_FLOAT, le=_MAX_FLOAT)]
+_FlagName = Literal[
+    "body_movement",
+    "cuff_too_loose",
+    "irregular_pulse",
+    "pulse_rate_out_of_range",
+    "improper_position",
+    "sensor_status",
+    "no_sensor_contact",
+    "control_solution",
+    "implausible",
+    "outlier",
+    "duplicate",
+    "low_quality",
+    "motion_artifact",
+    "clock_corrected",
+    "clock_unset",
+    "no_device_time",
+    "derived",
+]
+_MealName = Literal["preprandial", "postprandial", "fasting", "casual", "bedtime"]
+_RrIntervals = Annotated[
+    tuple[Annotated[float, msgspec.Meta(ge=0.0, le=_MAX_FLOAT)], ...],
+    msgspec.Meta(max_length=_MAX_RR),
+]
+
+
+class _MDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_DEVICE_STRING)]
+    address: _Str256
+    manufacturer: _Str256
+    model: _Str256
+    serial: _Str256
+
+
+class _MAttrs(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """Base of the per-kind attribute types (every field optional unless said)."""
+
+
+class _MAttrsUser(_MAttrs, frozen=True, forbid_unknown_fields=True, gc=False):
+    user_id: _Count | None = None
+
+
+class _MAttrsGlucose(_MAttrs, frozen=True, forbid_unknown_fields=True, gc=False):
+    sample_type: _Count | None = None
+    sample_location: _Count | None = None
+    meal: _MealName | None = None
+    is_control_solution: bool = False
+
+
+class _MAttrsCgm(_MAttrs, frozen=True, forbid_unknown_fields=True, gc=False):
+    time_offset_min: _Count
+    session_start: _UtcText | None = None
+
+
+class _MAttrsHeartRate(_MAttrs, frozen=True, forbid_unknown_fields=True, gc=False):
+    rr_intervals_s: _RrIntervals = ()
+    sensor_contact: bool | None = None
+
+
+class _MAttrsPulseOximetry(_MAttrs, frozen=True, forbid_unknown_fields=True, gc=False):
+    continuous: bool = False
+
+
+class _MAttrsBodyTemperature(_MAttrs, frozen=True, forbid_unknown_fields=True, gc=False):
+    site: _Count | None = None
+
+
+#: The attribute type of each kind: what _ATTR_CHECKS and _REQUIRED_ATTRS accept, in msgspec's
+#: terms (its int takes no 2.0 and its bool no 1: such payloads take the reference path).
+_M_ATTRS: Final[Mapping[ReadingKind, type[_MAttrs]]] = {
+    ReadingKind.BLOOD_PRESSURE: _MAttrsUser,
+    ReadingKind.GLUCOSE: _MAttrsGlucose,
+    ReadingKind.CGM: _MAttrsCgm,
+    ReadingKind.HEART_RATE: _MAttrsHeartRate,
+    ReadingKind.PULSE_OXIMETRY: _MAttrsPulseOximetry,
+    ReadingKind.BODY_TEMPERATURE: _MAttrsBodyTemperature,
+    ReadingKind.WEIGHT: _MAttrsUser,
+    ReadingKind.DEVICE_STATUS: _MAttrs,
+}
+assert set(get_args(_FlagName)) == _FLAG_VALUES
+assert set(get_args(_MealName)) == _MEALS
+assert all(set(_M_ATTRS[k].__struct_fields__) == set(ATTRIBUTE_FIELDS[k]) for k in ReadingKind)
+
+
+def _batch_decoder(kind: ReadingKind) -> msgspec.json.Decoder[Any]:
+    """The msgspec decoder of a readings message of one kind (the topic's)."""
+    options: dict[str, Any] = {"forbid_unknown_fields": True, "gc": False}
+    reading = msgspec.defstruct(
+        f"_MReading_{kind}",
+        [
+            ("reading_id", Annotated[str, msgspec.Meta(min_length=32, max_length=32)]),
+            ("patient_id", Annotated[str, msgspec.Meta(min_length=1, max_length=64)]),
+            ("device", _MDevice),
+            ("measured_at", _UtcText),
+            ("received_at", _UtcText),
+            ("device_time", str | None),
+            ("sequence_number", _Count | None),
+            ("values", dict[str, _Finite]),  # a dict: its key order is the order of the fields
+            ("flags", list[_FlagName]),
+            ("attributes", _M_ATTRS[kind]),
+        ],
+        **options,
+    )
+    batch = msgspec.defstruct(
+        f"_MBatch_{kind}",
+        [
+            ("schema", Literal["vitalgate.readings/1"]),
+            ("gateway_id", str),
+            ("kind", Literal[str(kind)]),
+            ("sent_at", _UtcText),
+            (
+                "readings",
+                Annotated[
+                    list[reading],  # type: ignore[valid-type]
+                    msgspec.Meta(min_length=1, max_length=MAX_READINGS_PER_MESSAGE),
+                ],
+            ),
+        ],
+        **options,
+    )
+    return msgspec.json.Decoder(batch)
+
+
+_BATCH_DECODERS: Final[Mapping[ReadingKind, msgspec.json.Decoder[Any]]] = {
+    kind: _batch_decoder(kind) for kind in ReadingKind
+}
+_ATTR_SESSION_START: Final = operator.attrgetter("session_start")
+#: What makes decode_batch_lines leave its typed path (:func:`_typed_lines`) for the orjson ones:
+#: msgspec's refusals (the orjson paths name the problem, or accept what msgspec's stricter
+#: types do not, like an integer written 2.0) and the fast path's own.
+_TYPED_FALLBACK_ERRORS: Final = (*_FALLBACK_ERRORS, _NotUniformError, msgspec.MsgspecError)
+
+
+def _typed_lines(
+    topic: str,
+    payload: bytes | bytearray | memoryview | str,
+    formatter: LineProtocolFormatter,
+    client_gateway_id: str | None,
+) -> tuple[bytes, int]:
+    """decode_batch_lines for a typical message: msgspec decodes it into typed structs.
+
+    msgspec checks in C what the JSON Schema says of types, key sets, lengths, numbers, flags
+    and attributes; the rest (identifier characters, time shapes and dates, unique flags, one
+    key order of the values) is checked here a column at a time, as :func:`_column_lines` does.
+    Anything msgspec or these checks refuse raises, and the caller takes the orjson paths,
+    which accept or name the problem exactly as :func:`decode_batch` does.
+    """
+    topic_gateway, channel, topic_kind = parse_topic(topic)
+    if channel != "readings" or topic_kind is None:
+        raise _FallbackError
+    if client_gateway_id is not None and client_gateway_id != topic_gateway:
+        raise _FallbackError
+    batch = _BATCH_DECODERS[topic_kind].decode(payload)
+    gateway_id = batch.gateway_id
+    if gateway_id != topic_gateway:  # a topic gateway passed check_gateway_id
+        raise _FallbackError
+    _parse_utc(batch.sent_at, "sent_at")
+    kind = topic_kind
+    readings = batch.readings
+    n = len(readings)
+    rid_c = list(map(_ATTR_READING_ID, readings))
+    pid_c = list(map(_ATTR_PATIENT_ID, readings))
+    dev_c = list(map(_ATTR_DEVICE, readings))
+    m_c = list(map(_ATTR_MEASURED_AT, readings))
+    vals_c = list(map(_ATTR_VALUES, readings))
+    fl_c = list(map(_ATTR_FLAGS, readings))
+    # reading_id: 32 characters each (msgspec), all lowercase hex
+    if "".join(rid_c).encode("ascii").translate(None, _HEX_DIGITS):
+        raise _FallbackError
+    # patient_id, device, received_at, device_time: once per distinct value
+    patients = set(pid_c)
+    id_match = _ID_CHARS_RE.fullmatch
+    for pid in patients:
+        if id_match(pid) is None:
+            raise _FallbackError
+    devices = set(dev_c)
+    for dev in devices:
+        if _CONTROL_RE.search(dev.id) is not None:
+            raise _FallbackError
+    for rec in set(map(_ATTR_RECEIVED_AT, readings)):
+        _parse_utc(rec, "")
+    for dt in set(map(_ATTR_DEVICE_TIME, readings)):
+        if dt is not None:
+            _parse_local(dt, "")
+    # measured_at: 27 characters each (msgspec); the shape over the joined column, the dates
+    m_text = "\n".join(m_c)
+    if not m_text.isascii():
+        raise _FallbackError
+    for at, separator in _UTC_SEPARATORS:
+        if m_text[at::28] != separator * n:
+            raise _FallbackError
+    times = list(map(_fromiso, m_c))
+    if min(times) < _MIN_MEASURED_AT or max(times) > _MAX_MEASURED_AT:
+        raise _FallbackError
+    us_c = list(map(operator.floordiv, map(operator.sub, times, repeat(_EPOCH)), repeat(_ONE_US)))
+    if 0 in us_c:  # the epoch itself is written as 0, not 0000
+        raise _FallbackError
+    # values: finite floats (msgspec), names of the kind; the texts a column at a time when
+    # every reading lists the same names in the same order, else a reading at a time
+    value_fields = _VALUE_FIELDS[kind]
+    orders = set(map(tuple, vals_c))
+    names = next(iter(orders)) if len(orders) == 1 else None
+    fields: Iterable[str] | None
+    if names is None:
+        fields = _value_texts_by_reading(vals_c, value_fields, formatter)
+    else:
+        text_columns: list[list[Any]] = []
+        for name in names:
+            if name not in value_fields:
+                raise _FallbackError
+            column = list(map(operator.itemgetter(name), vals_c))
+            cache = formatter.field_text_cache(name)
+            texts = list(map(cache.get, column))
+            if None in texts:
+                prefix = formatter.field_prefix(name)
+                for i, cached in enumerate(texts):
+                    if cached is None:
+                        v = column[i]
+                        texts[i] = text = prefix + repr(v)
+                        if v:  # 0.0 == -0.0: zeros are never cached
+                            cache[v] = text
+            text_columns.append(texts)
+        if len(text_columns) == 3:  # typical of blood pressure, CGM, SpO2, weight
+            fields = [f"{a},{b},{c}," for a, b, c in zip(*text_columns, strict=True)]
+        elif len(text_columns) == 1:
+            fields = map(str.__add__, text_columns[0], repeat(","))
+        elif text_columns:
+            fields = map(",".join, zip(*text_columns, repeat(""), strict=False))
+        else:
+            fields = None
+    # flags: known names (msgspec), each at most once
+    flag_keys = list(map(tuple, fl_c))
+    mask_of: dict[tuple[Any, ...], int] = {}
+    for key in set(flag_keys):
+        if key:
+            flags = frozenset(key)
+            if len(flags) != len(key):
+                raise _FallbackError
+            mask_of[key] = formatter.flags_mask(flags)
+        else:
+            mask_of[key] = 0
+    # attributes: typed (msgspec); a session start's shape and date
+    if kind is ReadingKind.CGM:
+        attrs_c = map(_ATTR_ATTRIBUTES, readings)
+        for start in set(map(_ATTR_SESSION_START, attrs_c)):
+            if start is not None:
+                _parse_utc(start, "")
+    # the tags, once per patient and device
+    if len(patients) == 1 and len(devices) == 1:
+        tag = formatter.tag_set(kind, dev_c[0].id, gateway_id, pid_c[0])
+        tags: Iterable[str] = repeat(tag, n)
+    else:
+        tag_of = {
+            (pid, dev): formatter.tag_set(kind, dev.id, gateway_id, pid)
+            for pid, dev in set(zip(pid_c, dev_c, strict=True))
+        }
+        tags = map(tag_of.__getitem__, zip(pid_c, dev_c, strict=True))
+    if len(mask_of) == 1:
+        masks: Iterable[int] = repeat(mask_of[flag_keys[0]], n)
+    else:
+        masks = map(mask_of.__getitem__, flag_keys)
+    # the lines (each text of fields ends with a comma, or is empty)
+    if fields is None:
+        fields = repeat("", n)
+    if formatter.include_reading_id:
+        lines = [
+            f'{t} {f}flags={k}i,reading_id="{r}" {u}000'
+            for t, f, k, r, u in zip(tags, fields, masks, rid_c, us_c, strict=True)
+        ]
+    else:
+        lines = [
+            f"{t} {f}flags={k}i {u}000"
+            for t, f, k, u in zip(tags, fields, masks, us_c, strict=True)
+        ]
+    return "\n".join(lines).encode(), n
+
+
+def _value_texts_by_reading(
+    vals_c: list[dict[str, float]], value_fields: frozenset[str], formatter: LineProtocolFormatter
+) -> list[str]:
+    """Each reading's ``name=value,`` texts joined (with a trailing comma; "" for no values)."""
+    caches: dict[str, dict[float, str]] = {}
+    prefixes: dict[str, str] = {}
+    out: list[str] = []
+    append = out.append
+    for vals in vals_c:
+        parts: list[str] = []
+        for name, v in vals.items():
+            cache = caches.get(name)
+            if cache is None:
+                if name not in value_fields:
+                    raise _FallbackError
+                cache = caches[name] = formatter.field_text_cache(name)
+                prefixes[name] = formatter.field_prefix(name)
+            text = cache.get(v)
+            if text is None:
+                text = prefixes[name] + repr(v)
+                if v:  # 0.0 == -0.0: zeros are never cached
+                    cache[v] = text
+            parts.append(text)
+        parts.append("")
+        append(",".join(parts))
+    return out
+
+
+_ATTR_READING_ID: Final = operator.attrgetter("reading_id")
+_ATTR_PATIENT_ID: Final = operator.attrgetter("patient_id")
+_ATTR_DEVICE: Final = operator.attrgetter("device")
+_ATTR_MEASURED_AT: Final = operator.attrgetter("measured_at")
+_ATTR_RECEIVED_AT: Final = operator.attrgetter("received_at")
+_ATTR_DEVICE_TIME: Final = operator.attrgetter("device_time")
+_ATTR_VALUES: Final = operator.attrgetter("values")
+_ATTR_FLAGS: Final = operator.attrgetter("flags")
+_ATTR_ATTRIBUTES: Final = operator.attrgetter("attributes")
 
 
 # ---------------------------------------------------------------------------------------------
