@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,16 +61,12 @@ from tests.support.servers import InfluxDB1, Mosquitto, VictoriaMetrics
 from vitalgate.cloud_sync import schema
 from vitalgate.cloud_sync.ingest import IngestWorker
 from vitalgate.cloud_sync.store import (
-    BinnedSeries,
-    DeviceLatest,
-    ReadingSeries,
     ReadingStore,
     StoredReading,
 )
 from vitalgate.cloud_sync.stores import open_store
-from vitalgate.cloud_sync.stores.base import default_flag_codec
+from vitalgate.cloud_sync.stores.base import ReadsThrough, default_flag_codec
 from vitalgate.cloud_sync.stores.lineprotocol import LineProtocolFormatter
-from vitalgate.readings import ReadingKind
 
 README = Path(__file__).with_name("README.md")
 SECTION = "## cloud_sync ingest"
@@ -135,7 +131,7 @@ def orjson_decode_only() -> Iterator[None]:
         raise schema._FallbackError
 
     typed = schema._typed_lines
-    schema._typed_lines = refuse
+    schema._typed_lines = refuse  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -197,61 +193,15 @@ class BenchMosquitto(Mosquitto):
         conf.write_text(text.replace("autosave_interval 1\n", "autosave_interval 1800\n"))
 
 
-class ReadingsOnlyStore:
+class ReadingsOnlyStore(ReadsThrough):
     """A store seen without its line-protocol fast path (``write(readings)`` only)."""
 
     def __init__(self, store: ReadingStore) -> None:
         self._store = store
+        self._reader = store
 
     def write(self, readings: Sequence[StoredReading]) -> None:
         self._store.write(readings)
-
-    def query(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        start: datetime,
-        end: datetime,
-        *,
-        reading_ids: bool = True,
-    ) -> ReadingSeries:
-        return self._store.query(patient_id, kind, start, end, reading_ids=reading_ids)
-
-    def downsample(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        field: str,
-        start: datetime,
-        end: datetime,
-        *,
-        bin_s: int,
-        offset_s: int = 0,
-        exclude_flags: Iterable[str] = (),
-        quantiles: Sequence[float] = (),
-    ) -> BinnedSeries:
-        return self._store.downsample(
-            patient_id,
-            kind,
-            field,
-            start,
-            end,
-            bin_s=bin_s,
-            offset_s=offset_s,
-            exclude_flags=exclude_flags,
-            quantiles=quantiles,
-        )
-
-    def count_flagged(
-        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
-    ) -> dict[str, int]:
-        return self._store.count_flagged(patient_id, kind, flag, start, end)
-
-    def patients(self) -> list[str]:
-        return self._store.patients()
-
-    def latest(self, patient_id: str) -> list[DeviceLatest]:
-        return self._store.latest(patient_id)
 
     def close(self) -> None:
         self._store.close()

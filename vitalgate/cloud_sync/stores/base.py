@@ -8,11 +8,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from vitalgate.cloud_sync.store import BinnedSeries, ReadingSeries
+from vitalgate.cloud_sync.store import BinnedSeries, DeviceLatest, ReadingSeries
 from vitalgate.errors import StoreError
 from vitalgate.readings import QualityFlag, ReadingKind
 
@@ -23,6 +24,7 @@ _BIT_NAME = re.compile(r"bit([0-9]|[1-5][0-9]|6[0-2])")
 __all__ = [
     "DownsampleArgs",
     "FlagCodec",
+    "ReadsThrough",
     "StoreRejectedError",
     "StoreUnavailableError",
     "bin_reduce",
@@ -36,6 +38,96 @@ __all__ = [
     "quantile_value",
     "to_utc_ns",
 ]
+
+
+class _Reads(Protocol):
+    """The read half of :class:`~vitalgate.cloud_sync.store.ReadingStore`."""
+
+    def query(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        start: datetime,
+        end: datetime,
+        *,
+        reading_ids: bool = True,
+    ) -> ReadingSeries: ...
+
+    def downsample(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Sequence[float] = (),
+    ) -> BinnedSeries: ...
+
+    def count_flagged(
+        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
+    ) -> dict[str, int]: ...
+
+    def patients(self) -> list[str]: ...
+
+    def latest(self, patient_id: str) -> list[DeviceLatest]: ...
+
+
+class ReadsThrough:
+    """The read methods of a store, forwarded to ``self._reader`` (a store whose reads are
+    served by a separate reader object: the InfluxQL reader, the VictoriaMetrics reader)."""
+
+    _reader: _Reads
+
+    def query(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        start: datetime,
+        end: datetime,
+        *,
+        reading_ids: bool = True,
+    ) -> ReadingSeries:
+        return self._reader.query(patient_id, kind, start, end, reading_ids=reading_ids)
+
+    def downsample(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Sequence[float] = (),
+    ) -> BinnedSeries:
+        return self._reader.downsample(
+            patient_id,
+            kind,
+            field,
+            start,
+            end,
+            bin_s=bin_s,
+            offset_s=offset_s,
+            exclude_flags=exclude_flags,
+            quantiles=quantiles,
+        )
+
+    def count_flagged(
+        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        return self._reader.count_flagged(patient_id, kind, flag, start, end)
+
+    def patients(self) -> list[str]:
+        return self._reader.patients()
+
+    def latest(self, patient_id: str) -> list[DeviceLatest]:
+        return self._reader.latest(patient_id)
 
 
 class StoreUnavailableError(StoreError):

@@ -8,24 +8,19 @@ basic (``username``/``password``), as InfluxDB 1.x expects when ``auth-enabled``
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 
 from vitalgate.cloud_sync.store import (
-    BinnedSeries,
-    DeviceLatest,
-    ReadingSeries,
     StoredReading,
 )
-from vitalgate.cloud_sync.stores.base import FlagCodec, default_flag_codec
+from vitalgate.cloud_sync.stores.base import FlagCodec, ReadsThrough, default_flag_codec
 from vitalgate.cloud_sync.stores.influxql import HttpEndpoint, InfluxQLReader
 from vitalgate.cloud_sync.stores.lineprotocol import LineProtocolFormatter
-from vitalgate.readings import ReadingKind
 
 __all__ = ["Influx1Store"]
 
 
-class Influx1Store:
+class Influx1Store(ReadsThrough):
     """The :class:`~vitalgate.cloud_sync.store.ReadingStore` on an InfluxDB 1.x server."""
 
     def __init__(
@@ -83,53 +78,6 @@ class Influx1Store:
             body=body,
             headers={"Content-Type": "text/plain; charset=utf-8"},
         )
-
-    def query(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        start: datetime,
-        end: datetime,
-        *,
-        reading_ids: bool = True,
-    ) -> ReadingSeries:
-        return self._reader.query(patient_id, kind, start, end, reading_ids=reading_ids)
-
-    def downsample(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        field: str,
-        start: datetime,
-        end: datetime,
-        *,
-        bin_s: int,
-        offset_s: int = 0,
-        exclude_flags: Iterable[str] = (),
-        quantiles: Sequence[float] = (),
-    ) -> BinnedSeries:
-        return self._reader.downsample(
-            patient_id,
-            kind,
-            field,
-            start,
-            end,
-            bin_s=bin_s,
-            offset_s=offset_s,
-            exclude_flags=exclude_flags,
-            quantiles=quantiles,
-        )
-
-    def count_flagged(
-        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
-    ) -> dict[str, int]:
-        return self._reader.count_flagged(patient_id, kind, flag, start, end)
-
-    def patients(self) -> list[str]:
-        return self._reader.patients()
-
-    def latest(self, patient_id: str) -> list[DeviceLatest]:
-        return self._reader.latest(patient_id)
 
     def close(self) -> None:
         self._http.close()

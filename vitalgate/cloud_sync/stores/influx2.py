@@ -48,6 +48,7 @@ from vitalgate.cloud_sync.store import (
 )
 from vitalgate.cloud_sync.stores.base import (
     FlagCodec,
+    ReadsThrough,
     StoreRejectedError,
     StoreUnavailableError,
     bin_reduce,
@@ -208,7 +209,7 @@ class VictoriaMetricsReader:
         return out
 
 
-class Influx2Store:
+class Influx2Store(ReadsThrough):
     """The :class:`~vitalgate.cloud_sync.store.ReadingStore` on InfluxDB 2.x/3.x (or VM)."""
 
     def __init__(
@@ -296,53 +297,6 @@ class Influx2Store:
             raise StoreUnavailableError(message) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise StoreUnavailableError(f"write to {self.url}: {exc}") from exc
-
-    def query(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        start: datetime,
-        end: datetime,
-        *,
-        reading_ids: bool = True,
-    ) -> ReadingSeries:
-        return self._reader.query(patient_id, kind, start, end, reading_ids=reading_ids)
-
-    def downsample(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        field: str,
-        start: datetime,
-        end: datetime,
-        *,
-        bin_s: int,
-        offset_s: int = 0,
-        exclude_flags: Iterable[str] = (),
-        quantiles: Sequence[float] = (),
-    ) -> BinnedSeries:
-        return self._reader.downsample(
-            patient_id,
-            kind,
-            field,
-            start,
-            end,
-            bin_s=bin_s,
-            offset_s=offset_s,
-            exclude_flags=exclude_flags,
-            quantiles=quantiles,
-        )
-
-    def count_flagged(
-        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
-    ) -> dict[str, int]:
-        return self._reader.count_flagged(patient_id, kind, flag, start, end)
-
-    def patients(self) -> list[str]:
-        return self._reader.patients()
-
-    def latest(self, patient_id: str) -> list[DeviceLatest]:
-        return self._reader.latest(patient_id)
 
     def close(self) -> None:
         self._write_api.close()  # type: ignore[no-untyped-call]
