@@ -1,11 +1,19 @@
 """CGM: back-fill what was missed with RACP, then take live notifications.
 
-On every connection the session reads the session start (0x2AAA) and asks RACP for the records
-from the sync point's time offset + 1 (all records on a new sensor session), while live
-measurements (0x2AA7) already flow into the same inbox; duplicates between the two share a
-reading id. While connected, the sync point follows the live stream only as far as it has no
-gap (a gap larger than the measurement interval is back-filled with RACP at once), so after a
-disconnect the next connection asks for exactly what is missing.
+On every connection the session reads the session start (0x2AAA) and back-fills the records
+after the sync point's time offset, while live measurements (0x2AA7) already flow into the same
+inbox; duplicates between the two share a reading id. The back-fill asks for what already
+exists -- offsets up to the sensor timer's present minute - 1, read from CGM Status (0x2AA9) --
+in closed "within range" requests of at most half the stream buffer each, then for the rest
+open-ended. A range answered completely (nothing dropped from the bounded inbox, nothing
+undecodable or rejected meanwhile) holds every record the device has in it: an offset there
+without a record is a sensor drop-out, and the sync point moves to the end of the range. While
+connected, the sync point follows the live stream only as far as it has no gap (a gap larger
+than the measurement interval is back-filled at once) and only while nothing was dropped or
+undecodable since the last complete back-fill, so after a disconnect the next connection asks
+for exactly what is missing. A back-fill can therefore never outgrow the inbox and lose its
+newest records on every try (the soak lost readings that way over a link that stayed up), and
+no drop-out or dropped value freezes the sync point for the rest of a days-long link.
 
 Clock: a CGM has no Current Time; its records are stamped session start + time offset, and the
 offset counter runs on the sensor's own crystal, so it drifts like any device clock. A live
@@ -68,6 +76,8 @@ class _Stream:
         self.start_local: datetime | None = None
         self.start_utc: datetime | None = None
         self.undecodable = 0
+        #: time offsets of records the pipeline refused (a back-fill that met one proves nothing)
+        self.rejected_offsets: set[int] = set()
         #: True while no RACP back-fill runs: a new highest offset is then a live measurement
         self.live = False
         self.highest_offset: int | None = None
@@ -152,6 +162,10 @@ class _Stream:
                 session_start_utc=self.start_utc,
                 received_at=received_at,
             )
+            if isinstance(reading, Rejected):
+                self.rejected_offsets.add(m.time_offset_min)
+            else:
+                self.rejected_offsets.discard(m.time_offset_min)
             self.pending.append(self._placed(reading, received_at))
 
     async def flush(self) -> list[int]:
@@ -162,6 +176,21 @@ class _Stream:
 
 
 _SETTLE_ROUNDS = 4
+#: The largest time offset a record can carry (u16 minutes).
+_MAX_OFFSET_MIN = 0xFFFF
+#: A CGM measures at most once a minute, so a back-fill chunk of this many minutes of time
+#: offsets holds at most this many records; the chunk is half the stream buffer (at least 1).
+_MAX_RECORDS_PER_MINUTE = 1
+#: Response codes of a device that does not support the "within range" operator.
+_RANGE_REFUSED = frozenset(
+    {
+        racp.ResponseCode.OPCODE_NOT_SUPPORTED,
+        racp.ResponseCode.INVALID_OPERATOR,
+        racp.ResponseCode.OPERATOR_NOT_SUPPORTED,
+        racp.ResponseCode.INVALID_OPERAND,
+        racp.ResponseCode.OPERAND_NOT_SUPPORTED,
+    }
+)
 
 
 def _contiguous(last: int | None, offsets: set[int], interval_min: int) -> int | None:
@@ -177,6 +206,11 @@ def _contiguous(last: int | None, offsets: set[int], interval_min: int) -> int |
             break
         current = offset
     return current
+
+
+def _chunks(low: int, high: int, span: int) -> list[tuple[int, int]]:
+    """``[low, high]`` cut into inclusive ranges of at most ``span`` offsets, oldest first."""
+    return [(a, min(a + span - 1, high)) for a in range(low, high + 1, span)]
 
 
 async def run_cgm(env: SessionEnv) -> SessionResult:
@@ -213,10 +247,18 @@ async def run_cgm(env: SessionEnv) -> SessionResult:
         last = sync.cgm_last_offset_min
     interval_min = 5
     durable: set[int] = set()
+    # Drops and undecodable values up to the last back-fill that proved every record up to
+    # the device's present durable: later ones stop the sync point following the live stream.
+    healed = (0, 0)
+    chunk_min = max(1, env.limits.stream_buffer // (2 * _MAX_RECORDS_PER_MINUTE))
+    ranges_supported = True
 
-    async def backfill(after: int | None) -> None:
-        request = racp.report_all() if after is None else racp.report_from_sequence(after + 1)
-        _log.debug("%s: CGM back-fill from offset %s", link.address, after)
+    def damage() -> tuple[int, int]:
+        return inbox.dropped, stream.undecodable
+
+    async def backfill(request: racp.RacpRequest) -> racp.ResponseCode:
+        """Run one RACP report; every record it brought is in the outbox on return."""
+        _log.debug("%s: CGM back-fill %s", link.address, request)
         finished = asyncio.Event()
 
         async def consume() -> None:
@@ -242,15 +284,75 @@ async def run_cgm(env: SessionEnv) -> SessionResult:
         finally:
             stream.live = live
         durable.update(await stream.flush())
-        if response.response_code not in (
-            racp.ResponseCode.SUCCESS,
-            racp.ResponseCode.NO_RECORDS_FOUND,
-        ):
-            raise DeviceError(f"{link.address}: RACP report refused: {response.response_code!r}")
+        code = response.response_code
+        if code in (racp.ResponseCode.SUCCESS, racp.ResponseCode.NO_RECORDS_FOUND):
+            return code
+        if code in _RANGE_REFUSED and request.operator is racp.Operator.WITHIN_RANGE_OF:
+            return code
+        raise DeviceError(f"{link.address}: RACP report refused: {code!r}")
 
-    async def move_sync(new_last: int | None) -> None:
+    async def device_offset() -> int | None:
+        """The sensor timer now (CGM Status), None when the device does not tell."""
+        if not link.has(uuids.CGM_STATUS):
+            return None
+        try:
+            return codec.parse_status(
+                await link.read(uuids.CGM_STATUS), e2e_crc=e2e
+            ).time_offset_min
+        except ParseError as exc:
+            result.rejected.append(parse_reason("CGM status", exc))
+            return None
+
+    async def fill(after: int) -> int:
+        """Back-fill every record after offset ``after``; returns the offset up to which the
+        device provably holds no record that is not in the outbox (``after`` if none).
+
+        The records up to the sensor timer's present minute - 1 (CGM Status) exist already,
+        so they are asked for in closed ranges ("within range of", at most half the stream
+        buffer each): a range answered completely -- success or "no records found", nothing
+        dropped or undecodable meanwhile, nothing rejected -- holds every record the device
+        has there, and an offset in it that brought no record is a sensor drop-out. What is
+        newer is asked for open-ended and proves nothing (the device may still be storing it).
+        """
+        nonlocal ranges_supported, healed
+        before = damage()
+        covered = after
+        blocked: int | None = None
+        now_min = await device_offset() if ranges_supported else None
+        if now_min is not None:
+            for low, high in _chunks(after + 1, now_min - 1, chunk_min):
+                at_start = damage()
+                code = await backfill(
+                    racp.report_records(
+                        racp.Operator.WITHIN_RANGE_OF, racp.FilterType.SEQUENCE_NUMBER, low, high
+                    )
+                )
+                if code in _RANGE_REFUSED:
+                    ranges_supported = False  # the open-ended back-fill below, proving nothing
+                    now_min = None
+                    break
+                if damage() != at_start:  # incomplete: the next catch-up asks again
+                    return covered if blocked is None else blocked
+                rejected = [o for o in stream.rejected_offsets if low <= o <= high]
+                if rejected and blocked is None:
+                    blocked = min(rejected) - 1  # fetch on, but prove nothing past it
+                covered = high
+        if covered < _MAX_OFFSET_MIN:
+            await backfill(racp.report_from_sequence(covered + 1))
+        if now_min is not None and damage() == before:
+            # every record that existed before this back-fill is in the outbox now, so the
+            # values dropped or undecodable before it no longer hold the sync point back
+            healed = damage()
+        return covered if blocked is None else blocked
+
+    async def move_sync(new_last: int | None, *, proven: bool = False) -> None:
+        """Record a new sync point. Only a proven one (:func:`fill`) passes a gap; along the
+        live stream it follows only while nothing was dropped or undecodable since the last
+        complete back-fill."""
         nonlocal last
-        if new_last is None or new_last == last or inbox.dropped or stream.undecodable:
+        if new_last is None or (last is not None and new_last <= last):
+            return
+        if not proven and damage() != healed:
             return
         last = new_last
         _log.debug("%s: CGM sync point -> offset %d", link.address, last)
@@ -264,34 +366,26 @@ async def run_cgm(env: SessionEnv) -> SessionResult:
         if steps:
             interval_min = max(1, min(steps))
 
-    async def settle() -> None:
-        """Back-fill gaps until the records form a gap-free run. A gap that a back-fill from
-        just before it does not fill is a sensor drop-out (the device has no records there)
-        and is stepped over; the sync point never passes a gap that may still hold records."""
+    async def catch_up() -> None:
+        """Back-fill what the device holds after the sync point; move the sync point as far
+        as that proves, then along the live records that follow without a gap."""
         for _ in range(_SETTLE_ROUNDS):
+            start = last if last is not None else -1
+            covered = await fill(start)
+            if covered > start:
+                await move_sync(covered, proven=True)
             learn_interval()
-            point = _contiguous(last, durable, interval_min)
-            await move_sync(point)
-            later = [o for o in durable if point is not None and o > point]
-            if point is None or not later:
-                return
-            next_present = min(later)
-            before = set(durable)
-            await backfill(point)
-            if not any(point < o < next_present for o in durable - before):
-                await move_sync(next_present)  # a drop-out: nothing stored in the gap
-        learn_interval()
-        await move_sync(_contiguous(last, durable, interval_min))
+            await move_sync(_contiguous(last, durable, interval_min))
+            if covered <= start or not any(o > (last if last is not None else -1) for o in durable):
+                return  # done, or no progress: the next live value tries again
 
     async def advance_live() -> bool:
         """Move the sync point along the live stream; False when the stream has a gap."""
         learn_interval()
-        new_last = _contiguous(last, durable, interval_min)
-        await move_sync(new_last)
+        await move_sync(_contiguous(last, durable, interval_min))
         return not any(o > (last if last is not None else -1) for o in durable)
 
-    await backfill(last)
-    await settle()
+    await catch_up()
     stream.live = True
 
     def ended() -> bool:
@@ -309,7 +403,7 @@ async def run_cgm(env: SessionEnv) -> SessionResult:
             durable.update(await stream.flush())
             await stream.store_clock()
             if not await advance_live():
-                await settle()  # a gap in the live stream: back-fill it while connected
+                await catch_up()  # a gap in the live stream: back-fill it while connected
         if got is None and ended() and inbox.empty():
             break
     result.dropped = inbox.dropped
