@@ -65,6 +65,9 @@ class _Download:
         self.max_seq: int | None = None
         #: Sequence numbers of the measurements received (to find records the meter lost).
         self.received: set[int] = set()
+        #: The newest measurement, held back at the end because the context it announced had
+        #: not arrived (a record the meter sent live as a procedure ended): fetched again.
+        self.held: int | None = None
         self.undecodable = 0
 
     def take(self, received_at: datetime, data: bytes) -> None:
@@ -94,9 +97,16 @@ class _Download:
             # The newest measurement's context may still be on its way.
             seqs = seqs[:-1]
         items: list[Reading | Rejected] = []
+        newest = seqs[-1] if seqs else None
         for seq in seqs:
             received_at, m = self.measurements.pop(seq)
-            items.append(self.env.builder.glucose(m, self.contexts.pop(seq, None), received_at))
+            context = self.contexts.pop(seq, None)
+            if final and seq == newest and m.context_follows and context is None:
+                # Its context is still on its way: delivering it now would store the record
+                # without its meal and carbohydrates for good (the reading id is the same).
+                self.held = seq
+                continue
+            items.append(self.env.builder.glucose(m, context, received_at))
         if final and self.contexts:
             self.result.rejected.append(
                 f"{len(self.contexts)} glucose context(s) without a measurement"
@@ -230,6 +240,7 @@ async def run_glucose(env: SessionEnv) -> SessionResult:
             _log.warning("%s: glucose meter memory was reset; downloading all", link.address)
             await asyncio.to_thread(env.registry.reset_sync, link.address)
             expected_first = None
+            last = None
             download = _Download(env, result)
             response = await _run_procedure(
                 env,
@@ -249,8 +260,10 @@ async def run_glucose(env: SessionEnv) -> SessionResult:
     if inbox.dropped == 0 and download.undecodable == 0 and download.max_seq is not None:
         if expected_first is not None and code == racp.ResponseCode.SUCCESS:
             _report_missing(link.address, expected_first, download, result)
-        result.sync = SyncPoint(last_racp_seq=download.max_seq)
-        await env.advance_sync(result.sync)
+        newest = download.max_seq if download.held is None else download.held - 1
+        if newest >= 0 and (last is None or newest > last):
+            result.sync = SyncPoint(last_racp_seq=newest)
+            await env.advance_sync(result.sync)
     return result
 
 
