@@ -177,7 +177,17 @@ def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, object], int]:
 
 tag_text = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), min_size=1
-).filter(lambda s: not s.endswith("\\"))
+).filter(lambda s: not s.endswith("\\") and not re.search(r"(?<!\\)(?:\\\\)*\\[,= ]", s))
+
+
+@pytest.mark.parametrize("text", ["\\,", "a\\=b", "x\\\\\\ y"])
+def test_a_backslash_that_would_swallow_an_escape_is_refused(text: str) -> None:
+    # "\\," would be written "\\\\," and read back as "\\\\" followed by a tag separator.
+    with pytest.raises(LineProtocolError, match="backslash before"):
+        escape_tag(text)
+    assert escape_tag("a\\\\,b") == "a\\\\\\,b"  # an even run is fine
+
+
 finite = st.floats(allow_nan=False, allow_infinity=False)
 
 

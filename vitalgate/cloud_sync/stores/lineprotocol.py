@@ -17,7 +17,8 @@ diastolic_mmhg=82.0,flags=4i,reading_id="3f..." 1795939800000000000
 Escaping follows the InfluxDB line protocol reference: in the measurement, commas and spaces
 are escaped with a backslash; in tag keys, tag values and field keys, commas, equals signs and
 spaces; in string field values, double quotes and backslashes. Line protocol cannot represent
-a newline, or a trailing backslash, in a tag value or key: such a value raises
+a newline, a trailing backslash, or an odd run of backslashes before a comma, an equals sign or
+a space, in a tag value or key: such a value raises
 :class:`LineProtocolError` instead of corrupting the batch. Field values must be finite numbers.
 
 Formatting costs ~0.5 us per reading (escaped tag values are cached per formatter), about 20x
@@ -60,6 +61,9 @@ _SUSPICIOUS = re.compile(r"=(?:nan|-?inf|True|False|None|'|\"|[A-Za-z_]+\()")
 ESCAPE_CACHE_MAX = 65_536
 
 
+_AMBIGUOUS_BACKSLASH = re.compile(r"(?<!\\)(?:\\\\)*\\[,= ]")
+
+
 class LineProtocolError(StoreRejectedError, ValueError):
     """A reading that cannot be written as line protocol (a permanent, per-reading problem)."""
 
@@ -72,6 +76,10 @@ def _check_representable(what: str, text: str) -> None:
             raise LineProtocolError(f"{what} {text!r} contains a line break")
     if text.endswith("\\"):
         raise LineProtocolError(f"{what} {text!r} ends with a backslash")
+    if "\\" in text and _AMBIGUOUS_BACKSLASH.search(text):
+        # An odd run of backslashes before a character that gets escaped would swallow the
+        # escape: "\\," is written "\\\\," and read back as "\\\\" plus a separator.
+        raise LineProtocolError(f"{what} {text!r} has a backslash before ',', '=' or ' '")
 
 
 def escape_measurement(name: str) -> str:
