@@ -26,7 +26,14 @@ import numpy.typing as npt
 
 from vitalgate.readings import ReadingKind
 
-__all__ = ["BinnedSeries", "DeviceLatest", "ReadingSeries", "ReadingStore", "StoredReading"]
+__all__ = [
+    "BinnedSeries",
+    "DeviceLatest",
+    "ReadingReads",
+    "ReadingSeries",
+    "ReadingStore",
+    "StoredReading",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +115,8 @@ class DeviceLatest:
     measured_at: datetime
 
 
-@runtime_checkable
-class ReadingStore(Protocol):
-    """A time-series store of readings. Writes are idempotent by (series, timestamp)."""
-
-    def write(self, readings: Sequence[StoredReading]) -> None:
-        """Durably write a batch; raises StoreError when the store refused or is unreachable."""
-        ...
+class ReadingReads(Protocol):
+    """The read half of a store (what a store's separate reader object offers)."""
 
     def query(
         self,
@@ -169,6 +171,15 @@ class ReadingStore(Protocol):
 
     def latest(self, patient_id: str) -> list[DeviceLatest]:
         """The newest reading of each (kind, device) of a patient."""
+        ...
+
+
+@runtime_checkable
+class ReadingStore(ReadingReads, Protocol):
+    """A time-series store of readings. Writes are idempotent by (series, timestamp)."""
+
+    def write(self, readings: Sequence[StoredReading]) -> None:
+        """Durably write a batch; raises StoreError when the store refused or is unreachable."""
         ...
 
     def close(self) -> None: ...

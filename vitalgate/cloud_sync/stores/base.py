@@ -8,12 +8,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from vitalgate.cloud_sync.store import BinnedSeries, DeviceLatest, ReadingSeries
+from vitalgate.cloud_sync.store import BinnedSeries, DeviceLatest, ReadingReads, ReadingSeries
 from vitalgate.errors import StoreError
 from vitalgate.readings import QualityFlag, ReadingKind
 
@@ -40,47 +39,11 @@ __all__ = [
 ]
 
 
-class _Reads(Protocol):
-    """The read half of :class:`~vitalgate.cloud_sync.store.ReadingStore`."""
-
-    def query(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        start: datetime,
-        end: datetime,
-        *,
-        reading_ids: bool = True,
-    ) -> ReadingSeries: ...
-
-    def downsample(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        field: str,
-        start: datetime,
-        end: datetime,
-        *,
-        bin_s: int,
-        offset_s: int = 0,
-        exclude_flags: Iterable[str] = (),
-        quantiles: Sequence[float] = (),
-    ) -> BinnedSeries: ...
-
-    def count_flagged(
-        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
-    ) -> dict[str, int]: ...
-
-    def patients(self) -> list[str]: ...
-
-    def latest(self, patient_id: str) -> list[DeviceLatest]: ...
-
-
 class ReadsThrough:
     """The read methods of a store, forwarded to ``self._reader`` (a store whose reads are
     served by a separate reader object: the InfluxQL reader, the VictoriaMetrics reader)."""
 
-    _reader: _Reads
+    _reader: ReadingReads
 
     def query(
         self,
