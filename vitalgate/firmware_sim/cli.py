@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vitalgate.errors import ConfigError
+from vitalgate.files import write_private
 from vitalgate.firmware_sim.clock import SimClock
 from vitalgate.firmware_sim.scenario import (
     DEVICE_TYPES,
@@ -150,13 +151,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
 def describe(run: ScenarioRun, url: str) -> dict[str, Any]:
     """What a gateway needs to find and pair with the devices (no health data)."""
     return {
@@ -212,7 +206,7 @@ async def serve(
                     flush=True,
                 )
             if info_file is not None:
-                await asyncio.to_thread(_write_private, info_file, json.dumps(info, indent=2))
+                await asyncio.to_thread(write_private, info_file, json.dumps(info, indent=2))
             stop = asyncio.Event()
             with contextlib.suppress(NotImplementedError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

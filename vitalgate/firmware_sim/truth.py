@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from vitalgate.files import write_private
 from vitalgate.readings import ReadingKind
 
 __all__ = ["TruthLog", "TruthRecord"]
@@ -148,14 +148,11 @@ class TruthLog:
         return "".join(r.to_json_line() + "\n" for r in self._records)
 
     def write_jsonl(self, path: Path) -> None:
-        """Write the log as JSON lines to ``path``, created (or truncated) with mode 0600.
+        """Write the log as JSON lines to ``path``, replaced atomically, mode 0600.
 
         Blocking: call it through ``asyncio.to_thread`` from async code.
         """
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(self.to_jsonl())
+        write_private(path, self.to_jsonl(), sync=False)
 
     @classmethod
     def read_jsonl(cls, path: Path) -> TruthLog:

@@ -44,6 +44,7 @@ from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore
 from bumble.transport.common import AsyncPipeSink
 
 from vitalgate.errors import DeviceError
+from vitalgate.files import write_private
 from vitalgate.firmware_sim.link import SimController, SimLink
 from vitalgate.firmware_sim.peripheral import SimPeripheral, random_static_address
 
@@ -92,11 +93,7 @@ class _PrivateJsonKeyStore(JsonKeyStore):
 
         directory = Path(self.directory_name)
         directory.mkdir(parents=True, exist_ok=True)
-        temp = Path(str(self.filename) + ".tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as output:
-            json.dump(db, output, sort_keys=True, indent=4)
-        os.replace(temp, self.filename)
+        write_private(self.filename, json.dumps(db, sort_keys=True, indent=4), sync=False)
 
 
 class _CentralPairingDelegate(pairing.PairingDelegate):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from vitalgate.errors import ConfigError
+from vitalgate.files import write_private
 
 __all__ = [
     "Role",
@@ -189,13 +190,7 @@ def add_user(
         "r": user.r,
         "p": user.p,
     }
-    tmp = p.with_name(p.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, p)
+    write_private(p, json.dumps(doc, indent=2, sort_keys=True))
     return user
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vitalgate.errors import ConfigError
+from vitalgate.files import write_private
 
 __all__ = ["register"]
 
@@ -100,13 +101,6 @@ def _patient(args: argparse.Namespace) -> Any:
     return patients.get(args.patient) or PatientInfo.unknown(args.patient)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file holding health data with mode 0600."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
 def _report(args: argparse.Namespace) -> int:
     from vitalgate.cloud_sync.stores import open_store
     from vitalgate.views.reports import render_report
@@ -128,7 +122,7 @@ def _report(args: argparse.Namespace) -> int:
         )
     finally:
         store.close()
-    _write_private(out, data)
+    write_private(out, data)
     return 0
 
 
@@ -148,7 +142,7 @@ def _export_fhir(args: argparse.Namespace) -> int:
         store.close()
     data = orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n"
     if args.out:
-        _write_private(Path(args.out), data)
+        write_private(Path(args.out), data)
     else:
         sys.stdout.buffer.write(data)
     return 0
