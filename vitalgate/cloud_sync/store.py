@@ -12,6 +12,10 @@ Reads: ``query`` returns a columnar :class:`ReadingSeries`; ``downsample`` aggre
 in the store (fixed bins aligned to the Unix epoch, excluded flags left out, exact quantiles),
 so a chart of dense data does not move every reading; ``count_flagged`` counts the readings
 carrying a flag per device.
+
+Thread-safety: every store may be used from several threads at once (the dashboard runs a
+page's reads side by side; the ingest writes from a worker thread). The HTTP stores share a
+pooled urllib3 client; the SQLite store serialises its connection with a lock.
 """
 
 from __future__ import annotations

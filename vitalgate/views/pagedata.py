@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Final
@@ -49,6 +50,9 @@ __all__ = [
     "page_data",
     "patient_status",
 ]
+
+# Page reads run side by side on these threads (stores are thread-safe: see ReadingStore).
+_READS: Final = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vitalgate-page-read")
 
 BP_CATEGORY_LABELS: Final[Mapping[int, str]] = {
     bp_signal.BpCategory.NORMAL: "Normal",
@@ -484,25 +488,48 @@ def page_data(
     """Everything the patient page shows for local days ``first_day`` .. ``last_day``.
 
     ``latest`` is ``store.latest(patient)`` when the caller already has it. Heart rate is
-    aggregated by the store; every other kind is read whole.
+    aggregated by the store; every other kind is read whole. The store reads run concurrently
+    (a store error of any of them is raised here).
     """
     start, end = local_day_range(first_day, last_day, patient.tz)
     days = (last_day - first_day).days + 1
-    series: dict[ReadingKind, ReadingSeries] = {
-        k: store.query(patient.patient_id, k, start, end, reading_ids=False)
-        for k in kinds
-        if k is not ReadingKind.HEART_RATE
-    }
     span_s = (end - start).total_seconds()
-    hr: dict[str, Any] | None = None
-    hrv: dict[str, Any] | None = None
-    clock_corrected: dict[str, int] = {}
+    pid = patient.patient_id
+    # The store reads are independent: run them side by side (a remote store answers several
+    # requests at once; SQLite overlaps one read's parsing with another's SQL). The largest
+    # reads go first.
+    order = sorted(
+        (k for k in kinds if k is not ReadingKind.HEART_RATE),
+        key=lambda k: (k is not ReadingKind.CGM, k.value),
+    )
+    reads: dict[str, Future[Any]] = {}
     if ReadingKind.HEART_RATE in kinds:
-        hr = _hr(store, patient, start, end, span_s)
-        hrv = _hrv(store, patient, start, end)
-        clock_corrected = store.count_flagged(
-            patient.patient_id, ReadingKind.HEART_RATE, QualityFlag.CLOCK_CORRECTED, start, end
+        reads["hr"] = _READS.submit(_hr, store, patient, start, end, span_s)
+        reads["hrv"] = _READS.submit(_hrv, store, patient, start, end)
+    for k in order:
+        reads[k.value] = _READS.submit(store.query, pid, k, start, end, reading_ids=False)
+    if ReadingKind.HEART_RATE in kinds:
+        reads["clock"] = _READS.submit(
+            store.count_flagged,
+            pid,
+            ReadingKind.HEART_RATE,
+            QualityFlag.CLOCK_CORRECTED,
+            start,
+            end,
         )
+    if latest is None:
+        reads["latest"] = _READS.submit(store.latest, pid)
+    try:
+        done = {name: f.result() for name, f in reads.items()}
+    finally:
+        for f in reads.values():
+            f.cancel()
+    series: dict[ReadingKind, ReadingSeries] = {k: done[k.value] for k in order}
+    hr: dict[str, Any] | None = done.get("hr")
+    hrv: dict[str, Any] | None = done.get("hrv")
+    clock_corrected: dict[str, int] = done.get("clock", {})
+    if latest is None:
+        latest = done["latest"]
     empty = ReadingSeries(
         kind=ReadingKind.HEART_RATE,
         patient_id=patient.patient_id,
@@ -535,7 +562,7 @@ def page_data(
         "weight": _points(series.get(ReadingKind.WEIGHT, empty), patient, "weight_kg", 1),
         "temp": _points(series.get(ReadingKind.BODY_TEMPERATURE, empty), patient, "temperature_c"),
         "devices": _devices(
-            store.latest(patient.patient_id) if latest is None else latest,
+            latest,
             series,
             patient,
             clock_corrected,
