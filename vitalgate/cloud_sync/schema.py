@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, fields
 from datetime import UTC, datetime, timedelta
-from itertools import chain, repeat
+from itertools import repeat
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, get_args
 
 import msgspec
@@ -991,14 +991,11 @@ def decode_batch_lines(
     ``formatter.body(decode_batch(topic, payload, ...))`` (LineProtocolError included, for a
     value line protocol cannot represent); property tests check both. It builds no
     StoredReading objects. A valid message is decoded by msgspec into typed structs that carry
-    most of the schema's rules (:func:`_typed_lines`, ~20 % less CPU than orjson dicts) and
-    checked and formatted a column at a time. Whatever that path refuses (msgspec's types are
-    stricter than JSON Schema's: 2.0 is no int there) or cannot name goes to the orjson paths:
-    a gateway's message (one device, one key order of the values) a column at a time
-    (:func:`_column_lines`: C-level passes over all its readings, each distinct patient, time
-    received, flag list or attribute set checked once); other messages a reading at a time
-    (:func:`_row_lines`); and anything unusual (an error to name...) is handed to the
-    reference path for that message.
+    most of the schema's rules and is checked and formatted a column at a time
+    (:func:`_typed_lines`). What that path refuses (msgspec's types are stricter than JSON
+    Schema's: 2.0 is no int there) or does not take goes to the orjson path, a reading at a
+    time (:func:`_row_lines`); and anything unusual there (an error to name...) is handed to
+    the reference path for that message.
     """
     try:
         return _typed_lines(topic, payload, formatter, client_gateway_id)
@@ -1026,237 +1023,13 @@ def _fast_lines(
     gateway_id, kind, readings = _check_envelope_only(orjson.loads(payload))
     if gateway_id != topic_gateway or kind is not topic_kind:
         raise _FallbackError
-    try:
-        return _column_lines(readings, kind, gateway_id, formatter)
-    except _NotUniformError:
-        return _row_lines(readings, kind, gateway_id, formatter)
-
-
-class _NotUniformError(Exception):
-    """Internal: a message the column pass does not take (several devices, key orders, lists)."""
-
-
-_GET_READING_ID: Final = operator.itemgetter("reading_id")
-_GET_PATIENT_ID: Final = operator.itemgetter("patient_id")
-_GET_DEVICE: Final = operator.itemgetter("device")
-_GET_MEASURED_AT: Final = operator.itemgetter("measured_at")
-_GET_RECEIVED_AT: Final = operator.itemgetter("received_at")
-_GET_DEVICE_TIME: Final = operator.itemgetter("device_time")
-_GET_SEQUENCE_NUMBER: Final = operator.itemgetter("sequence_number")
-_GET_VALUES: Final = operator.itemgetter("values")
-_GET_FLAGS: Final = operator.itemgetter("flags")
-_GET_ATTRIBUTES: Final = operator.itemgetter("attributes")
-_HEX_DIGITS: Final = b"0123456789abcdef"
-#: Where a UTC time of the JSON Schema's shape (2026-11-24T07:30:00.000000Z) has its separators.
-_UTC_SEPARATORS: Final = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (26, "Z"))
-_NONE_TYPE: Final = type(None)
-#: Scalar types that compare equal across types (True == 1 == 1.0): a set of attribute items
-#: may only merge values of one of them, or a valid 1 would vouch for an invalid True.
-_NUMERIC_TYPES: Final = frozenset({bool, int, float})
-_INT_ONLY: Final = frozenset({int})
-_NONE_ONLY: Final = frozenset({_NONE_TYPE})
-_FLOAT_ONLY: Final = frozenset({float})
-
-
-def _column_lines(
-    readings: list[Any], kind: ReadingKind, gateway_id: str, formatter: LineProtocolFormatter
-) -> tuple[bytes, int]:
-    """The fast path of a uniform message, a column at a time, without a per-reading loop.
-
-    Each check of :func:`_decode_readings` is made once per column (C-level ``map``, ``set``,
-    ``str.join`` over all the readings) or once per distinct value (patients, times received,
-    device times, flag lists, attribute sets), and the lines are assembled from per-column
-    texts. It takes messages whose readings all name one device and list their values in one
-    key order (what a gateway sends); anything else raises _NotUniformError (the per-reading
-    pass) or another exception (the reference path, which names the problem).
-    """
-    n = len(readings)
-    if set(map(len, readings)) != {10}:
-        raise _FallbackError
-    # Ten keys each, and every one of the ten names present: the key set. (A reading that is
-    # not an object fails the lookups by name with TypeError: orjson makes only exact dicts.)
-    rid_c = list(map(_GET_READING_ID, readings))
-    pid_c = list(map(_GET_PATIENT_ID, readings))
-    dev_c = list(map(_GET_DEVICE, readings))
-    m_c = list(map(_GET_MEASURED_AT, readings))
-    received = set(map(_GET_RECEIVED_AT, readings))
-    device_times = set(map(_GET_DEVICE_TIME, readings))
-    seq_c = list(map(_GET_SEQUENCE_NUMBER, readings))
-    vals_c = list(map(_GET_VALUES, readings))
-    fl_c = list(map(_GET_FLAGS, readings))
-    attrs_c = list(map(_GET_ATTRIBUTES, readings))
-    # reading_id: 32 characters each, all lowercase hex (join: TypeError on a non-str; encode:
-    # UnicodeEncodeError on non-ASCII; translate deletes the hex digits, leaving the others)
-    if set(map(len, rid_c)) != {32} or "".join(rid_c).encode("ascii").translate(None, _HEX_DIGITS):
-        raise _FallbackError
-    # patient_id: once per distinct patient
-    patients = set(pid_c)
-    id_match = _ID_CHARS_RE.fullmatch
-    for pid in patients:
-        if type(pid) is not str or id_match(pid) is None:
-            raise _FallbackError
-    # device: one per message (equal to a valid device, whose values are all str, is the same)
-    dev0 = dev_c[0]
-    if type(dev0) is not dict or dev_c.count(dev0) != n:
-        raise _NotUniformError
-    dev_id = _check_device(dev0, "")
-    # measured_at: _parse_utc's shape check over the column (27 characters each, so in the
-    # joined text separator j of every time sits at j + 28 k), dates by fromisoformat, the range
-    if set(map(len, m_c)) != {27}:
-        raise _FallbackError
-    m_text = "\n".join(m_c)
-    if not m_text.isascii():
-        raise _FallbackError
-    for at, separator in _UTC_SEPARATORS:
-        if m_text[at::28] != separator * n:
-            raise _FallbackError
-    times = list(map(_fromiso, m_c))
-    if min(times) < _MIN_MEASURED_AT or max(times) > _MAX_MEASURED_AT:
-        raise _FallbackError
-    # datetime_to_ns: (measured_at - epoch) // 1 us * 1000, written as the microseconds and
-    # "000" (but for the epoch itself, 0)
-    us_c = list(map(operator.floordiv, map(operator.sub, times, repeat(_EPOCH)), repeat(_ONE_US)))
-    if 0 in us_c:
-        raise _NotUniformError
-    # received_at, device_time: once per distinct value
-    for rec in received:
-        _parse_utc(rec, "")
-    for dt in device_times:
-        if dt is not None:
-            _parse_local(dt, "")
-    # sequence_number: integers >= 0 or null
-    seq_types = set(map(type, seq_c))
-    if seq_types == _INT_ONLY:
-        if min(seq_c) < 0:
-            raise _FallbackError
-    elif seq_types != _NONE_ONLY:
-        for seq in seq_c:
-            if seq is not None and (type(seq) is not int or seq < 0) and not _is_int_min(seq, 0):
-                raise _FallbackError
-    # values: one key order; each column all floats and finite; texts from the formatter's cache
-    if set(map(type, vals_c)) != {dict}:
-        raise _FallbackError
-    if len(vals_c[0]) > 1:
-        orders = set(map(tuple, vals_c))
-        if len(orders) != 1:
-            raise _NotUniformError
-        (names,) = orders
-    else:  # no key order to compare; the same single key (or none), or a KeyError below
-        names = tuple(vals_c[0])
-        if set(map(len, vals_c)) != {len(names)}:
-            raise _NotUniformError
-    value_fields = _VALUE_FIELDS[kind]
-    text_columns: list[list[Any]] = []  # of str, once the cache misses are filled in
-    for name in names:
-        if name not in value_fields:
-            raise _FallbackError
-        column = list(map(operator.itemgetter(name), vals_c))
-        # Finite: orjson refuses numbers beyond the double range (1e400) and NaN/Infinity.
-        if set(map(type, column)) != _FLOAT_ONLY:
-            raise _FallbackError  # ints (stored as floats) or errors: the reference path
-        cache = formatter.field_text_cache(name)
-        texts = list(map(cache.get, column))
-        if None in texts:
-            prefix = formatter.field_prefix(name)
-            for i, cached in enumerate(texts):
-                if cached is None:
-                    v = column[i]
-                    texts[i] = text = prefix + repr(v)
-                    if v:  # 0.0 == -0.0: zeros are never cached
-                        cache[v] = text
-        text_columns.append(texts)
-    # flags: once per distinct flag list
-    if set(map(type, fl_c)) != {list}:
-        raise _FallbackError
-    flag_keys = list(map(tuple, fl_c))
-    mask_of: dict[tuple[Any, ...], int] = {}
-    for key in set(flag_keys):
-        if key:
-            flags = frozenset(key)
-            if not flags <= _FLAG_VALUES or len(flags) != len(key):
-                raise _FallbackError
-            mask_of[key] = formatter.flags_mask(flags)
-        else:
-            mask_of[key] = 0
-    # attributes: once per distinct attribute set
-    if set(map(type, attrs_c)) != {dict}:
-        raise _FallbackError
-    attrs0 = attrs_c[0]
-    if attrs_c.count(attrs0) == n and all(v is None or type(v) is str for v in attrs0.values()):
-        # equal to None/str values means the very same values (no 1 == True == 1.0)
-        attr_sets = {tuple(attrs0.items())}
-    else:
-        attr_sets = _attribute_sets(attrs_c)
-    attr_checks = _ATTR_CHECKS[kind]
-    required_attrs = _REQUIRED_ATTRS.get(kind, frozenset())
-    for items in attr_sets:
-        for name, v in items:
-            if attr_checks[name](v) is not None:
-                raise _FallbackError
-        if required_attrs and not required_attrs <= {name for name, _ in items}:
-            raise _FallbackError
-    # the lines: measurement+tags, fields, flags[, reading_id], time
-    tag_of = {pid: formatter.tag_set(kind, dev_id, gateway_id, pid) for pid in patients}
-    tags = repeat(tag_of[pid_c[0]], n) if len(tag_of) == 1 else map(tag_of.__getitem__, pid_c)
-    if len(mask_of) == 1:
-        masks: Iterable[int] = repeat(mask_of[flag_keys[0]], n)
-    else:
-        masks = map(mask_of.__getitem__, flag_keys)
-    if formatter.include_reading_id:
-        fields = _joined_fields(text_columns)
-        if fields is not None:
-            lines = [
-                f'{t} {f},flags={k}i,reading_id="{r}" {u}000'
-                for t, f, k, r, u in zip(tags, fields, masks, rid_c, us_c, strict=True)
-            ]
-        else:
-            lines = [
-                f'{t} flags={k}i,reading_id="{r}" {u}000'
-                for t, k, r, u in zip(tags, masks, rid_c, us_c, strict=True)
-            ]
-    elif len(text_columns) == 3:  # blood pressure
-        a, b, c = text_columns
-        lines = [
-            f"{t} {fa},{fb},{fc},flags={k}i {u}000"
-            for t, fa, fb, fc, k, u in zip(tags, a, b, c, masks, us_c, strict=True)
-        ]
-    else:
-        fields = _joined_fields(text_columns)
-        if fields is not None:
-            lines = [
-                f"{t} {f},flags={k}i {u}000"
-                for t, f, k, u in zip(tags, fields, masks, us_c, strict=True)
-            ]
-        else:
-            lines = [f"{t} flags={k}i {u}000" for t, k, u in zip(tags, masks, us_c, strict=True)]
-    return "\n".join(lines).encode(), n
-
-
-def _joined_fields(text_columns: list[list[Any]]) -> Iterable[str] | None:
-    """Each reading's ``name=value,...`` from the per-value text columns (None: no values)."""
-    if len(text_columns) == 1:
-        return text_columns[0]
-    if text_columns:
-        return map(",".join, zip(*text_columns, strict=True))
-    return None
-
-
-def _attribute_sets(attrs_c: Sequence[dict[str, Any]]) -> set[tuple[tuple[str, Any], ...]]:
-    """The distinct attribute sets of a message (hashable scalars, one numeric type)."""
-    try:
-        attr_sets = set(map(tuple, map(dict.items, attrs_c)))
-    except TypeError:  # a list (R-R intervals): the per-reading pass
-        raise _NotUniformError from None
-    value_types = set(map(type, chain.from_iterable(map(dict.values, attrs_c))))
-    if len(value_types & _NUMERIC_TYPES) > 1:
-        raise _NotUniformError
-    return attr_sets
+    return _row_lines(readings, kind, gateway_id, formatter)
 
 
 def _row_lines(
     readings: list[Any], kind: ReadingKind, gateway_id: str, formatter: LineProtocolFormatter
 ) -> tuple[bytes, int]:
-    """The fast path one reading at a time (messages the column pass does not take)."""
+    """The orjson fast path, a reading at a time (messages the typed path does not take)."""
     value_fields = _VALUE_FIELDS[kind]
     prefixes = {name: formatter.field_prefix(name) for name in value_fields}
     attr_checks = _ATTR_CHECKS[kind]
@@ -1522,10 +1295,13 @@ _BATCH_DECODERS: Final[Mapping[ReadingKind, msgspec.json.Decoder[Any]]] = {
     kind: _batch_decoder(kind) for kind in ReadingKind
 }
 _ATTR_SESSION_START: Final = operator.attrgetter("session_start")
-#: What makes decode_batch_lines leave its typed path (:func:`_typed_lines`) for the orjson ones:
-#: msgspec's refusals (the orjson paths name the problem, or accept what msgspec's stricter
+_HEX_DIGITS: Final = b"0123456789abcdef"
+#: Where a UTC time of the JSON Schema's shape (2026-11-24T07:30:00.000000Z) has its separators.
+_UTC_SEPARATORS: Final = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (26, "Z"))
+#: What makes decode_batch_lines leave its typed path (:func:`_typed_lines`) for the orjson one:
+#: msgspec's refusals (the orjson path names the problem, or accepts what msgspec's stricter
 #: types do not, like an integer written 2.0) and the fast path's own.
-_TYPED_FALLBACK_ERRORS: Final = (*_FALLBACK_ERRORS, _NotUniformError, msgspec.MsgspecError)
+_TYPED_FALLBACK_ERRORS: Final = (*_FALLBACK_ERRORS, msgspec.MsgspecError)
 
 
 def _typed_lines(
@@ -1538,8 +1314,9 @@ def _typed_lines(
 
     msgspec checks in C what the JSON Schema says of types, key sets, lengths, numbers, flags
     and attributes; the rest (identifier characters, time shapes and dates, unique flags, one
-    key order of the values) is checked here a column at a time, as :func:`_column_lines` does.
-    Anything msgspec or these checks refuse raises, and the caller takes the orjson paths,
+    key order of the values) is checked here a column at a time, each distinct patient, device,
+    time received, flag list or session start once. Anything msgspec or these checks refuse
+    raises, and the caller takes the orjson path,
     which accept or name the problem exactly as :func:`decode_batch` does.
     """
     topic_gateway, channel, topic_kind = parse_topic(topic)

@@ -88,13 +88,19 @@ def test_valid_payloads_give_the_reference_lines(readings: list[Reading]) -> Non
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=mutated_payloads(), topic_case=st.sampled_from(["own", "other_gw", "client"]))
 def test_mutated_payloads_get_the_reference_verdict(payload: bytes, topic_case: str) -> None:
+    _assert_same(*topic_and_client(payload, topic_case))
+
+
+def topic_and_client(payload: bytes, topic_case: str) -> tuple[str, bytes, str | None]:
+    """(topic, payload, client gateway): the payload's own topic, another gateway's topic, or
+    its own with the authenticated client named."""
     topic = _topic_of(payload)
     client = None
     if topic_case == "other_gw":
         topic = topic.replace("/v1/", "/v1/x", 1)
     elif topic_case == "client":
         client = "gw-1"
-    _assert_same(topic, payload, client)
+    return topic, payload, client
 
 
 def _bp_payload(**changes: Any) -> tuple[str, bytes, dict[str, Any]]:
@@ -237,8 +243,8 @@ def test_field_text_cache_keeps_zero_signs_and_ints_apart() -> None:
     ]
 
 
-def test_every_kind_takes_the_fast_path() -> None:
-    """Typical messages of each kind never fall back (a fallback would only cost speed)."""
+def test_every_kind_takes_the_orjson_path() -> None:
+    """Typical messages of each kind never fall back from the orjson path to the reference."""
     for kind in ReadingKind:
         fmt = LineProtocolFormatter(default_flag_codec().mask, include_reading_id=True)
         payload = schema.encode_batch("gw-1", kind, sample_readings(20, kind=kind))
@@ -256,7 +262,7 @@ def test_received_before_measured_and_a_day_apart_is_fine() -> None:
     assert _assert_same(topic, payload)[0] == "ok"
 
 
-# The column pass (schema._column_lines) checks each distinct value once: these cases mix,
+# The typed path (schema._typed_lines) checks each distinct value once: these cases mix,
 # across the readings of one message, values that are equal in Python but not in the schema
 # (1 == 1.0 == True, 0.0 == -0.0), key orders, devices and shapes.
 
@@ -312,6 +318,12 @@ _MIXED_COLUMNS = {
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), n=st.integers(min_value=2, max_value=6))
 def test_mixed_columns_get_the_reference_verdict(data: st.DataObject, n: int) -> None:
+    _assert_same(*mixed_columns_message(data, n))
+
+
+def mixed_columns_message(data: st.DataObject, n: int) -> tuple[str, bytes]:
+    """A blood-pressure message of ``n`` readings with 1-3 columns drawn from _MIXED_COLUMNS
+    (each reading its own draw) and, at times, a second device."""
     obj = _batch(list(sample_readings(n, kind=ReadingKind.BLOOD_PRESSURE)))
     mixed = data.draw(st.sets(st.sampled_from(sorted(_MIXED_COLUMNS)), min_size=1, max_size=3))
     for key in mixed:
@@ -319,8 +331,7 @@ def test_mixed_columns_get_the_reference_verdict(data: st.DataObject, n: int) ->
             r[key] = copy.deepcopy(data.draw(st.sampled_from(_MIXED_COLUMNS[key])))
     if data.draw(st.booleans()):
         obj["readings"][-1]["device"] = dict(obj["readings"][0]["device"], serial="other")
-    topic = schema.topic_readings("gw-1", ReadingKind.BLOOD_PRESSURE)
-    _assert_same(topic, orjson.dumps(obj))
+    return schema.topic_readings("gw-1", ReadingKind.BLOOD_PRESSURE), orjson.dumps(obj)
 
 
 @pytest.mark.parametrize(
@@ -346,7 +357,7 @@ def test_mixed_columns_get_the_reference_verdict(data: st.DataObject, n: int) ->
     ],
     ids=repr,
 )
-def test_column_pass_compares_values_by_type(column: str, values: list[Any], verdict: str) -> None:
+def test_distinct_values_are_compared_by_type(column: str, values: list[Any], verdict: str) -> None:
     obj = _batch(list(sample_readings(len(values), kind=ReadingKind.BLOOD_PRESSURE)))
     for r, value in zip(obj["readings"], values, strict=True):
         r[column] = value
@@ -354,23 +365,8 @@ def test_column_pass_compares_values_by_type(column: str, values: list[Any], ver
     assert _assert_same(topic, orjson.dumps(obj))[0] == verdict
 
 
-def test_typical_messages_take_the_column_pass() -> None:
-    """A gateway's message (one device, one key order) never needs the per-reading pass."""
-    for kind in ReadingKind:
-        if kind is ReadingKind.HEART_RATE:
-            continue  # R-R interval lists are not hashable: the per-reading pass takes them
-        fmt = LineProtocolFormatter(default_flag_codec().mask, include_reading_id=True)
-        readings = sample_readings(20, kind=kind)
-        payload = schema.encode_batch("gw-1", kind, readings)
-        topic = schema.topic_readings("gw-1", kind)
-        gateway_id, k, dicts = schema._check_envelope_only(orjson.loads(payload))
-        body, count = schema._column_lines(dicts, k, gateway_id, fmt)
-        assert count == 20
-        assert body == fmt.body(schema.decode_batch(topic, payload))
-
-
 @pytest.mark.parametrize("text", ["1e400", "-1e400", "1.7976931348623159e308", "NaN", "Infinity"])
 def test_orjson_refuses_non_finite_numbers(text: str) -> None:
-    """The column pass relies on it: every float orjson returns is finite."""
+    """The orjson path relies on it: every float orjson returns is finite."""
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(f"[{text}]")

@@ -8,9 +8,8 @@ ingest would pay for two decodes). test_decode_lines.py checks decode_batch_line
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import orjson
@@ -18,7 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.cloud_sync.test_decode_lines import _MIXED_COLUMNS, FORMATTERS, _topic_of
+from tests.unit.cloud_sync.test_decode_lines import (
+    FORMATTERS,
+    _topic_of,
+    mixed_columns_message,
+    topic_and_client,
+)
 from tests.unit.cloud_sync.test_schema import any_reading, sample_readings
 from tests.unit.cloud_sync.test_schema_jsonschema import _batch, mutated_payloads
 from vitalgate.cloud_sync import schema
@@ -79,26 +83,13 @@ def test_valid_payloads_take_the_typed_path(readings: list[Reading]) -> None:
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=mutated_payloads(), topic_case=st.sampled_from(["own", "other_gw", "client"]))
 def test_mutated_payloads_typed_path_agrees(payload: bytes, topic_case: str) -> None:
-    topic = _topic_of(payload)
-    client = None
-    if topic_case == "other_gw":
-        topic = topic.replace("/v1/", "/v1/x", 1)
-    elif topic_case == "client":
-        client = "gw-1"
-    _typed_agrees(topic, payload, client)
+    _typed_agrees(*topic_and_client(payload, topic_case))
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), n=st.integers(min_value=2, max_value=6))
 def test_mixed_columns_typed_path_agrees(data: st.DataObject, n: int) -> None:
-    obj = _batch(list(sample_readings(n, kind=ReadingKind.BLOOD_PRESSURE)))
-    mixed = data.draw(st.sets(st.sampled_from(sorted(_MIXED_COLUMNS)), min_size=1, max_size=3))
-    for key in mixed:
-        for r in obj["readings"]:
-            r[key] = copy.deepcopy(data.draw(st.sampled_from(cast(list[Any], _MIXED_COLUMNS[key]))))
-    if data.draw(st.booleans()):
-        obj["readings"][-1]["device"] = dict(obj["readings"][0]["device"], serial="other")
-    _typed_agrees(schema.topic_readings("gw-1", ReadingKind.BLOOD_PRESSURE), orjson.dumps(obj))
+    _typed_agrees(*mixed_columns_message(data, n))
 
 
 def _bp_text(reading_0: dict[str, Any] | None = None, raw: tuple[str, str] | None = None) -> bytes:
