@@ -61,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--batch", type=int, default=5000, help="readings per store write")
     p.add_argument("--linger-ms", type=float, default=50.0, help="max wait to fill a batch")
+    p.add_argument(
+        "--writes-in-flight",
+        type=int,
+        default=3,
+        help="store writes a worker keeps going at once (acknowledged in order)",
+    )
     p.add_argument("--receive-maximum", type=int, default=1000, help="unacked messages in flight")
     p.add_argument("--max-pending", type=int, default=200_000, help="readings held in memory")
     p.add_argument("--session-expiry-s", type=int, default=7 * 86_400)
@@ -99,6 +105,7 @@ async def run_ingest(args: argparse.Namespace) -> int:
                     client_id=f"{prefix}-{n}",
                     batch_max_readings=args.batch,
                     linger_s=args.linger_ms / 1000,
+                    writes_in_flight=args.writes_in_flight,
                     receive_maximum=args.receive_maximum,
                     max_pending_readings=max(args.max_pending, args.batch),
                     session_expiry_s=args.session_expiry_s,

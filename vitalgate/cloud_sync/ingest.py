@@ -13,7 +13,10 @@ of a group. Per message the worker
 2. appends its readings to the current batch (a message is never split between batches);
    a batch is written when it holds ``batch_max_readings`` readings (5,000 by default: one
    HTTP write) or its first message is ``linger_s`` old;
-3. acknowledges the message (paho manual ack, PUBACK) only after the store accepted the batch.
+3. writes up to ``writes_in_flight`` batches at once (3 by default: the store parses one body
+   while the next is on its way, and one slow write does not stall the rest);
+4. acknowledges the message (paho manual ack, PUBACK) only after the store accepted its batch
+   and every batch before it (PUBACKs go out in the order the messages came).
 
 An invalid payload is published to ``vitalgate/v1/deadletter/<gateway>`` with the reason and is
 acknowledged once the broker acknowledged the dead-letter record. When the store refuses a batch
@@ -242,6 +245,7 @@ class IngestWorker:
         drain_timeout_s: float = 10.0,
         protocol: Literal[5, 311] = 5,
         shared: bool = True,
+        writes_in_flight: int = 3,
     ) -> None:
         if protocol not in (5, 311):
             raise ConfigError("protocol", f"must be 5 or 311, got {protocol!r}")
@@ -254,6 +258,8 @@ class IngestWorker:
             raise ConfigError("batch", "batch_max_readings >= 1, receive_maximum in 1..65535")
         if max_pending_readings < batch_max_readings:
             raise ConfigError("max_pending_readings", "must be at least batch_max_readings")
+        if not 1 <= writes_in_flight <= 16:
+            raise ConfigError("writes_in_flight", f"must be 1..16, got {writes_in_flight!r}")
         self.broker = broker if broker is not None else parse_broker_url(broker_url)
         self.store = store
         self.group = group
@@ -273,6 +279,7 @@ class IngestWorker:
         self.retry_max_s = retry_max_s
         self.identity_property = identity_property
         self.drain_timeout_s = drain_timeout_s
+        self.writes_in_flight = writes_in_flight
         self.stats = IngestStats()
         # A store that takes line protocol gets each message validated and formatted in one
         # pass (schema.decode_batch_lines); any other store gets StoredReading objects.
@@ -296,11 +303,13 @@ class IngestWorker:
         self._rpos = 0
         self._drained = False  # the last recv found the socket empty
         self._reading_paused = False
+        self._read_scheduled = False  # a _readable_if_open is in the loop's ready queue
         self._writer_registered = False
         self._dl_pending: dict[int, tuple[int, int]] = {}  # dead-letter mid -> (epoch, mid)
         self._connect_error: str | None = None
         self._connecting = False  # paho's connect runs in a thread: keep the loop off the socket
-        self._writing = False
+        # Batches being written, oldest first: acknowledged strictly in this order.
+        self._in_flight: deque[tuple[_Batch, asyncio.Task[None]]] = deque()
         self._give_up = asyncio.Event()  # on stop: the drain timed out, leave the rest unacked
 
     # ----------------------------------------------------------------------------------------
@@ -582,9 +591,16 @@ class IngestWorker:
         finally:
             if taken:  # what paho's own reads record for its keepalive
                 client._last_bytes_received = time.monotonic()
-        # More may sit in the buffer, where the selector cannot see it: continue soon.
-        assert self._loop is not None
-        self._loop.call_soon(self._readable_if_open)
+        # More may sit in the buffer, where the selector cannot see it: continue soon (one
+        # continuation at a time: the selector's own calls must not each start another chain,
+        # or the chains multiply during a long backlog and starve the writer and the timers).
+        self._schedule_read()
+
+    def _schedule_read(self) -> None:
+        if not self._read_scheduled:
+            assert self._loop is not None
+            self._read_scheduled = True
+            self._loop.call_soon(self._readable_if_open)
 
     def _writable(self) -> None:
         assert self._client is not None
@@ -603,9 +619,10 @@ class IngestWorker:
             if self._sock is not None and self._loop is not None:
                 self._loop.add_reader(self._sock, self._readable)
                 # Data may already sit in paho's or the kernel's buffer.
-                self._loop.call_soon(self._readable_if_open)
+                self._schedule_read()
 
     def _readable_if_open(self) -> None:
+        self._read_scheduled = False
         if self._sock is not None and not self._reading_paused:
             self._readable()
 
@@ -686,7 +703,7 @@ class IngestWorker:
         broker keeps it in this worker's session and re-delivers it to its next run.
         """
         deadline = time.monotonic() + self.drain_timeout_s
-        while self._sealed or self._current.messages or self._writing:
+        while self._sealed or self._current.messages or self._in_flight:
             if self._disconnected.is_set() or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.02)
@@ -848,36 +865,63 @@ class IngestWorker:
     # writing
 
     async def _writer_loop(self) -> None:
+        try:
+            await self._write_and_ack()
+        finally:
+            for _, task in self._in_flight:
+                task.cancel()
+            self._in_flight.clear()
+
+    async def _write_and_ack(self) -> None:
+        """Write sealed batches, up to ``writes_in_flight`` at once; acknowledge in order.
+
+        Several writes in flight let the store parse one body while the next is on its way,
+        and a slow write (a store merging its parts) does not stop the others. A batch is
+        acknowledged only when it and every batch sealed before it are stored: MQTT wants
+        PUBACKs in the order the PUBLISHes came (MQTT 5 section 4.6), and a write that keeps
+        failing holds back the acknowledgements of the later ones, so the broker keeps them
+        all (the readings held stay bounded by ``max_pending_readings``).
+        """
+        in_flight = self._in_flight
         while True:
             if self._give_up.is_set():
                 return
-            if not self._sealed:
-                if self._current.messages:
-                    wait_s = self._current.started + self.linger_s - time.monotonic()
-                    if wait_s <= 0 or self._stopping.is_set():
-                        self._seal()
-                        continue
-                elif self._stopping.is_set():
-                    return
-                else:
-                    wait_s = 1.0
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), wait_s)
+            while in_flight and in_flight[0][1].done():
+                batch, task = in_flight.popleft()
+                error = task.exception()
+                if isinstance(error, _GiveUpError):
+                    return  # the drain on stop timed out: the rest stays unacknowledged
+                if error is not None:
+                    raise error
+                self._pending_readings -= batch.n_readings
+                for m in batch.messages:
+                    self._ack(m.epoch, m.mid)
+                if self._pending_readings < self.max_pending_readings // 2:
+                    self._resume_reading()
+            if self._sealed and self._writes_running() < self.writes_in_flight:
+                batch = self._sealed.popleft()
+                task = asyncio.create_task(self._write_batch(batch), name="ingest-write")
+                task.add_done_callback(self._wake_writer)
+                in_flight.append((batch, task))
                 continue
-            batch = self._sealed.popleft()
-            self._writing = True
-            try:
-                await self._write_batch(batch)
-            except _GiveUpError:
+            wait_s = 1.0
+            if not self._sealed and self._current.messages:
+                wait_s = self._current.started + self.linger_s - time.monotonic()
+                if wait_s <= 0 or self._stopping.is_set():
+                    self._seal()
+                    continue
+            elif not self._sealed and not in_flight and self._stopping.is_set():
                 return
-            finally:
-                self._writing = False
-            self._pending_readings -= batch.n_readings
-            for m in batch.messages:
-                self._ack(m.epoch, m.mid)
-            if self._pending_readings < self.max_pending_readings // 2:
-                self._resume_reading()
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), wait_s)
+
+    def _wake_writer(self, _task: asyncio.Task[None]) -> None:
+        self._wakeup.set()
+
+    def _writes_running(self) -> int:
+        """Writes not finished yet (finished ones may wait behind an older one for their acks)."""
+        return sum(not task.done() for _, task in self._in_flight)
 
     async def _write_batch(self, batch: _Batch) -> None:
         try:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import sqlite3
+import threading
 import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,8 +32,9 @@ from tests.integration.cloud_sync.ingest_helpers import Workload, make_workload,
 from tests.support.servers import Mosquitto, VictoriaMetrics
 from vitalgate.cloud_sync import schema
 from vitalgate.cloud_sync.ingest import IngestWorker
-from vitalgate.cloud_sync.store import ReadingStore
+from vitalgate.cloud_sync.store import ReadingStore, StoredReading
 from vitalgate.cloud_sync.stores import open_store
+from vitalgate.cloud_sync.stores.base import ReadsThrough
 from vitalgate.readings import BloodPressureReading, DeviceIdentity, GlucoseReading
 
 pytestmark = pytest.mark.servers
@@ -400,3 +402,56 @@ async def test_store_outage_stops_acks_and_bounds_what_is_held(broker: Mosquitto
     finally:
         store.close()
         vm.cleanup()
+
+
+class HeldFirstWrite(ReadsThrough):
+    """A store whose first write waits until it is released (a slow write, in flight)."""
+
+    def __init__(self, store: ReadingStore) -> None:
+        self._store = store
+        self._reader = store
+        self.release = threading.Event()
+        self.later_writes_done = 0
+        self._lock = threading.Lock()
+        self._writes = 0
+
+    def write(self, readings: Sequence[StoredReading]) -> None:
+        with self._lock:
+            self._writes += 1
+            first = self._writes == 1
+        if first:
+            assert self.release.wait(30)
+        self._store.write(readings)
+        if not first:
+            with self._lock:
+                self.later_writes_done += 1
+
+    def close(self) -> None:
+        self._store.close()
+
+
+async def test_writes_overlap_and_acks_keep_the_order(broker: Mosquitto, tmp_path: Path) -> None:
+    """Later batches are written while an older one is still in flight, but nothing after the
+    older batch is acknowledged before it is stored (PUBACKs in the order of the PUBLISHes)."""
+    wl = make_workload(f"w{uuid.uuid4().hex[:6]}", gateways=1, per_gateway=40, per_message=10)
+    store = HeldFirstWrite(open_store(f"sqlite://{tmp_path / 'held.db'}"))
+    worker = IngestWorker(
+        broker.url,
+        store,
+        "overlap",
+        client_id="overlap-w",
+        session_expiry_s=60,
+        batch_max_readings=10,  # one message per batch
+        writes_in_flight=3,
+    )
+    try:
+        async with running(worker):
+            await asyncio.to_thread(publish_all, broker.url, wl.messages, client_prefix="overlap")
+            await wait_until(lambda: store.later_writes_done >= 2, 20, "two later writes")
+            await asyncio.sleep(0.3)
+            assert worker.stats.acked == 0  # the first batch is not stored yet
+            store.release.set()
+            await wait_until(lambda: worker.stats.acked == len(wl.messages), 20, "all acked")
+        assert sorted(sqlite_ids(tmp_path / "held.db", wl.patient_prefix)) == sorted(wl.reading_ids)
+    finally:
+        store.close()
