@@ -176,3 +176,45 @@ def test_concurrent_writers_and_readers(store: SqliteStore) -> None:
         t.join()
     assert not errors
     assert store.count() == 4 * 250
+
+
+def test_reads_run_side_by_side_and_see_every_committed_write(store: SqliteStore) -> None:
+    """Reads use pooled connections of their own (at most MAX_READERS): two reads in flight
+    at once are possible, and each sees what was committed before it started."""
+    from vitalgate.cloud_sync.stores import sqlite as sqlite_store
+
+    inside = threading.Barrier(2, timeout=10)
+
+    def meet(*_args: object) -> int:
+        inside.wait()  # both reads must be inside SQLite at the same time to pass
+        return 1
+
+    store.write([glucose(i) for i in range(3)])
+    conns = [store._take_reader() for _ in range(2)]
+    for conn in conns:
+        conn.create_function("meet", 0, meet)
+        store._idle_readers.put(conn)
+    results: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(store._fetch("SELECT meet()", ())))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert results == [[(1,)], [(1,)]]
+    assert len(store._readers) <= sqlite_store.MAX_READERS
+    store.write([glucose(i) for i in range(3, 6)])
+    assert len(store.query("p-1", ReadingKind.GLUCOSE, T0, T0 + timedelta(days=1))) == 6
+
+
+def test_reads_after_close_raise_store_unavailable(tmp_path: Path) -> None:
+    from vitalgate.cloud_sync.stores.base import StoreUnavailableError
+
+    s = SqliteStore(tmp_path / "closed.db")
+    s.write([glucose(0)])
+    assert s.count() == 1
+    s.close()
+    with pytest.raises(StoreUnavailableError):
+        s.count()

@@ -18,8 +18,11 @@ downsampled read (``downsample``) is one SQL statement: a ``GROUP BY`` over inte
 and, when quantiles are asked for, a histogram of the values from which the order statistics
 are read exactly.
 
-Thread-safety: one connection guarded by a lock; ``write`` is meant to run in
-``asyncio.to_thread`` while readers use the same store from other threads.
+Thread-safety: writes go through one connection guarded by a lock (``write`` is meant to run
+in ``asyncio.to_thread``); reads take a connection of their own from a small pool (WAL lets
+readers run beside each other and beside the writer), so the dashboard's concurrent reads of
+one page run side by side, each seeing every write committed before it began. An in-memory
+store (``:memory:``) has one connection for everything.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,6 +58,9 @@ from vitalgate.cloud_sync.stores.base import (
 from vitalgate.readings import ReadingKind
 
 __all__ = ["SqliteStore"]
+
+#: Read connections a store opens at most (the dashboard reads a page on 4 threads).
+MAX_READERS = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -146,6 +153,9 @@ class SqliteStore:
         self.path = Path(path)
         self._codec = flag_codec if flag_codec is not None else default_flag_codec()
         self._lock = threading.Lock()
+        self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
         try:
             if str(self.path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,11 +216,45 @@ class SqliteStore:
     def _fetch(
         self, sql: str, params: Sequence[object] | Mapping[str, object]
     ) -> list[tuple[object, ...]]:
+        if str(self.path) == ":memory:":
+            with self._lock:
+                try:
+                    return self._conn.execute(sql, params).fetchall()
+                except sqlite3.Error as exc:
+                    raise StoreUnavailableError(f"SQLite query failed: {exc}") from exc
+        conn = self._take_reader()
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"SQLite query failed: {exc}") from exc
+        finally:
+            self._idle_readers.put(conn)
+
+    def _take_reader(self) -> sqlite3.Connection:
+        """An idle read connection; a new one while fewer than MAX_READERS are open."""
+        try:
+            return self._idle_readers.get_nowait()
+        except queue.Empty:
+            pass
         with self._lock:
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreUnavailableError(f"SQLite query failed: {exc}") from exc
+            if self._closed:
+                raise StoreUnavailableError(f"SQLite store {self.path} is closed")
+            if len(self._readers) < MAX_READERS:
+                try:
+                    conn = sqlite3.connect(
+                        str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
+                    )
+                    conn.execute("PRAGMA query_only = ON")
+                except sqlite3.Error as exc:
+                    raise StoreUnavailableError(
+                        f"cannot open SQLite store {self.path}: {exc}"
+                    ) from exc
+                self._readers.append(conn)
+                return conn
+        try:
+            return self._idle_readers.get(timeout=60.0)
+        except queue.Empty:
+            raise StoreUnavailableError("SQLite store: no read connection came free") from None
 
     def query(
         self,
@@ -356,4 +400,8 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
             self._conn.close()
