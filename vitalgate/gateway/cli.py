@@ -345,6 +345,7 @@ async def _run_daemon(
                 Pipeline(sink),
                 clock=clock if clock is not None else SystemClock(),
                 publisher=publisher,
+                events=outbox,
             )
             await daemon.run(stop)
     finally:

@@ -47,6 +47,9 @@ have the default given here)::
     clock_tolerance_s = 2.0            # a device clock off by more is corrected
     reconnect_interval_s = 60.0        # do not reconnect a device sooner than this after a sync
     stream_reconnect_s = 5.0           # streaming devices (HR/PPG/CGM) are kept connected
+    silent_after_h = 72.0              # warn when a BP monitor, meter, scale or thermometer
+                                       # has not synced for this long (0: never)
+    stream_silent_after_h = 1.0        # ... a CGM, heart-rate strap or oximeter (0: never)
 """
 
 from __future__ import annotations
@@ -111,6 +114,12 @@ class DevicePolicy:
     clock_tolerance_s: float = 2.0
     reconnect_interval_s: float = 60.0
     stream_reconnect_s: float = 5.0
+    silent_after_h: float = 72.0
+    stream_silent_after_h: float = 1.0
+
+    def silent_after_s(self, streaming: bool) -> float:
+        """How long a device may go without a sync before it is reported silent (0: never)."""
+        return 3600.0 * (self.stream_silent_after_h if streaming else self.silent_after_h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +415,17 @@ def _devices(raw: Mapping[str, Any]) -> DevicePolicy:
             d.stream_reconnect_s,
             lo=0.0,
             hi=3600.0,
+        ),
+        silent_after_h=_float(
+            t, "silent_after_h", "devices.silent_after_h", d.silent_after_h, lo=0.0, hi=24 * 365
+        ),
+        stream_silent_after_h=_float(
+            t,
+            "stream_silent_after_h",
+            "devices.stream_silent_after_h",
+            d.stream_silent_after_h,
+            lo=0.0,
+            hi=24 * 365,
         ),
     )
 

@@ -20,6 +20,14 @@ Structure (one :class:`asyncio.TaskGroup`):
   now rather than at the next start (it is durable in the outbox either way).
 * a **refresher** reloads the registry every ``_REFRESH_S`` seconds so devices paired while the
   daemon runs are picked up.
+* a **watchdog** reports a device that has not synced for ``devices.silent_after_h`` (BP
+  monitor, meter, scale, thermometer; 72 h by default) or ``devices.stream_silent_after_h``
+  (CGM, heart rate, oximeter; 1 h) -- switched off, out of range, battery empty, or paired to
+  another phone -- once per silence: a WARNING naming the device (no health data) and, with an
+  ``events`` queue (the outbox), a ``device_silent`` alert event for the care team; when it
+  syncs again, a ``device_silent`` event with ``resolved: true``. A device being served is
+  never silent, and the clock starts no earlier than the daemon (a gateway that was off is not
+  the device's fault).
 """
 
 from __future__ import annotations
@@ -27,9 +35,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bleak import BleakScanner
@@ -52,6 +60,9 @@ _log = logging.getLogger(__name__)
 
 _WANTED_MAX = 64
 _REFRESH_S = 10.0
+#: How often (real seconds, whatever the gateway clock's speed) the watchdog looks for silent
+#: devices; the limits themselves are in gateway time.
+_WATCH_S = 30.0
 
 
 @dataclass(slots=True)
@@ -90,6 +101,12 @@ class Publishing(Protocol):
     def wait_drained(self) -> Awaitable[None]: ...
 
 
+class EventQueue(Protocol):
+    """Where operational alert events go (:class:`vitalgate.cloud_sync.outbox.Outbox`)."""
+
+    def add_alert(self, event: Mapping[str, Any]) -> None: ...
+
+
 class Daemon:
     """The gateway's long-running service. Call :meth:`run` with a stop event."""
 
@@ -101,6 +118,7 @@ class Daemon:
         *,
         clock: GatewayClock,
         publisher: Publishing | None = None,
+        events: EventQueue | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
@@ -108,6 +126,9 @@ class Daemon:
         self._pipeline = pipeline
         self._clock = clock
         self._publisher = publisher
+        self._events = events
+        self._silent: set[str] = set()  # addresses reported silent and not synced since
+        self._started: datetime | None = None
         self._rng = rng if rng is not None else random.Random()
         self._records: dict[str, DeviceRecord] = {}
         self._busy: set[str] = set()
@@ -191,6 +212,10 @@ class Daemon:
                 )
             self._not_before[address] = self._clock.now() + reconnect_delay(ctx, record.kind)
             _log.info("%s: synced (%d new readings)", address, result.added)
+            if address in self._silent:
+                self._silent.discard(address)
+                _log.info("%s: syncing again", address)
+                await self._event(fresh, resolved=True, silent_s=None, since=None)
         finally:
             self._busy.discard(address)
             if not self._busy:
@@ -220,6 +245,69 @@ class Daemon:
             except Exception:  # keep the last good list; the next refresh retries
                 self.stats.unexpected_errors += 1
                 _log.exception("reloading the device registry failed")
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(_WATCH_S)
+            try:
+                await self._report_silent()
+            except Exception:  # the watchdog must not take device service down
+                self.stats.unexpected_errors += 1
+                _log.exception("checking for silent devices failed")
+
+    async def _report_silent(self) -> None:
+        """Warn once about each device that has not synced for longer than its limit."""
+        now = self._clock.now()
+        started = self._started or now
+        for address, record in list(self._records.items()):
+            limit_s = self._config.devices.silent_after_s(record.kind.streaming)
+            if limit_s <= 0 or address in self._busy or address in self._silent:
+                continue
+            known = [t for t in (record.last_sync, record.last_seen, record.paired_at) if t]
+            since = max([started, *known])
+            silent_s = (now - since).total_seconds()
+            if silent_s < limit_s:
+                continue
+            self._silent.add(address)
+            last = max(known) if known else None
+            _log.warning(
+                "%s (%s): no sync for %.1f h (limit %.1f h): switched off, out of range or"
+                " battery empty?",
+                address,
+                record.kind,
+                silent_s / 3600,
+                limit_s / 3600,
+            )
+            await self._event(record, resolved=False, silent_s=silent_s, since=last)
+
+    async def _event(
+        self,
+        record: DeviceRecord,
+        *,
+        resolved: bool,
+        silent_s: float | None,
+        since: datetime | None,
+    ) -> None:
+        """Queue a ``device_silent`` alert event (durable in the outbox) if there is a queue."""
+        if self._events is None:
+            return
+        event: dict[str, Any] = {
+            "type": "device_silent",
+            "resolved": resolved,
+            "device": record.address.upper(),
+            "device_kind": str(record.kind),
+            "patient_id": record.patient_id,
+            "name": record.name,
+        }
+        if silent_s is not None:
+            event["silent_h"] = round(silent_s / 3600, 1)
+        if since is not None:
+            event["last_sync"] = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        try:
+            await asyncio.to_thread(self._events.add_alert, event)
+        except Exception:  # a full or closed outbox: the WARNING above still tells
+            self.stats.unexpected_errors += 1
+            _log.exception("%s: could not queue the device_silent event", record.address)
 
     async def _run_publisher(self) -> None:
         """The publisher, restarted after a failure (it must not take device service down)."""
@@ -264,6 +352,7 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve devices until ``stop`` is set; then finish running sessions and return."""
         await self._refresh()
+        self._started = self._clock.now()
         self.idle.set()
         # Streaming devices keep their link: they may hold all links but one, so a BP monitor
         # or a meter that advertises always gets connected.
@@ -297,6 +386,7 @@ class Daemon:
                 background = [
                     tg.create_task(self._dispatch(ctx, tg), name="dispatch"),
                     tg.create_task(self._refresher(), name="refresher"),
+                    tg.create_task(self._watchdog(), name="watchdog"),
                 ]
                 await self._scan(stop)
                 for task in background:
