@@ -288,7 +288,10 @@ class TimeFixer:
             raw = self._raw_offset_at(device_time) if self.clock_wrong() else None
         measured_at = as_local
         if raw is not None:
-            placed = (device_time - timedelta(seconds=raw)).replace(tzinfo=UTC)
+            # Whole seconds: device clocks stamp whole seconds and the offset is known to about
+            # a second, and a corrected record must stay off the milliseconds live samples of
+            # the same device use (docs/schema.md, "Timestamps").
+            placed = (device_time - timedelta(seconds=round(raw))).replace(tzinfo=UTC)
             if abs((placed - as_local).total_seconds()) >= _MIN_CORRECTION_S:
                 measured_at = placed
                 flags.add(QualityFlag.CLOCK_CORRECTED)
