@@ -10,7 +10,8 @@ duplicating.
 
 Reads: ``query`` returns a columnar :class:`ReadingSeries`; ``downsample`` aggregates one field
 in the store (fixed bins aligned to the Unix epoch, excluded flags left out, exact quantiles),
-so a chart of dense data does not move every reading; ``count_flagged`` counts the readings
+so a chart of dense data does not move every reading (``downsample_fields``: several fields of
+one kind in one read); ``count_flagged`` counts the readings
 carrying a flag per device.
 
 Thread-safety: every store may be used from several threads at once (the dashboard runs a
@@ -20,7 +21,7 @@ pooled urllib3 client; the SQLite store serialises its connection with a lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -157,6 +158,26 @@ class ReadingReads(Protocol):
         :class:`BinnedSeries`). Readings without the field, and readings carrying any flag of
         ``exclude_flags``, are left out of the bins and the ``quantiles`` (probabilities in
         [0, 1]). Raises ValueError for a bad bin width, field name or probability.
+        """
+        ...
+
+    def downsample_fields(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        fields: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Mapping[str, Sequence[float]] | None = None,
+    ) -> dict[str, BinnedSeries]:
+        """:meth:`downsample` of several fields of one kind in one read of the range.
+
+        Per field name, what ``downsample`` gives for it (``quantiles`` per field; a field
+        absent from the mapping gets none); the store reads the rows once for all of them.
         """
         ...
 

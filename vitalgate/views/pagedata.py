@@ -342,47 +342,35 @@ def _base_bin_s(p: PatientInfo, start: datetime, end: datetime, bin_s: int) -> i
     return math.gcd(bin_s, *offsets, *changes)
 
 
-def _hrv(
-    store: ReadingStore, p: PatientInfo, start: datetime, end: datetime
-) -> dict[str, Any] | None:
-    """Daily mean RMSSD (the gateway's per-window HRV, ``rmssd_ms``) per local day."""
-    day_s = 86_400
-    base = store.downsample(
-        p.patient_id,
-        ReadingKind.HEART_RATE,
-        "rmssd_ms",
-        start,
-        end,
-        bin_s=_base_bin_s(p, start, end, day_s),
-        exclude_flags=_NON_CLINICAL_FLAGS,
-    )
-    if base.total == 0:
-        return None
-    days = _local_bins(base, p.timezone, day_s)
-    return {"x": days["x"], "y": days["mean"], "n": base.total}
-
-
-def _hr(
+def _hr_and_hrv(
     store: ReadingStore, p: PatientInfo, start: datetime, end: datetime, span_s: float
-) -> dict[str, Any] | None:
-    bin_s = _hr_bin_s(span_s)
-    base_s = _base_bin_s(p, start, end, bin_s)
-    base = store.downsample(
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Heart rate in the page's bins and the daily mean RMSSD (the gateway's per-window HRV,
+    ``rmssd_ms``) per local day, from one downsampled read of both fields in UTC base bins
+    that nest in both the heart-rate bins and the local days."""
+    bin_s, day_s = _hr_bin_s(span_s), 86_400
+    base_s = math.gcd(_base_bin_s(p, start, end, bin_s), _base_bin_s(p, start, end, day_s))
+    both = store.downsample_fields(
         p.patient_id,
         ReadingKind.HEART_RATE,
-        "heart_rate_bpm",
+        ("heart_rate_bpm", "rmssd_ms"),
         start,
         end,
         bin_s=base_s,
         exclude_flags=_NON_CLINICAL_FLAGS,
-        quantiles=(_HR_RESTING_QUANTILE,),
+        quantiles={"heart_rate_bpm": (_HR_RESTING_QUANTILE,)},
     )
-    if base.total == 0:
-        return None
-    out = _local_bins(base, p.timezone, bin_s)
-    out["n"] = base.total
-    out["resting"] = _r(base.quantiles[_HR_RESTING_QUANTILE], 0)
-    return out
+    hr_base, hrv_base = both["heart_rate_bpm"], both["rmssd_ms"]
+    hr: dict[str, Any] | None = None
+    if hr_base.total:
+        hr = _local_bins(hr_base, p.timezone, bin_s)
+        hr["n"] = hr_base.total
+        hr["resting"] = _r(hr_base.quantiles[_HR_RESTING_QUANTILE], 0)
+    hrv: dict[str, Any] | None = None
+    if hrv_base.total:
+        days = _local_bins(hrv_base, p.timezone, day_s)
+        hrv = {"x": days["x"], "y": days["mean"], "n": hrv_base.total}
+    return hr, hrv
 
 
 def _points(s: ReadingSeries, p: PatientInfo, name: str, nd: int = 1) -> dict[str, Any] | None:
@@ -504,8 +492,7 @@ def page_data(
     )
     reads: dict[str, Future[Any]] = {}
     if ReadingKind.HEART_RATE in kinds:
-        reads["hr"] = _READS.submit(_hr, store, patient, start, end, span_s)
-        reads["hrv"] = _READS.submit(_hrv, store, patient, start, end)
+        reads["hr"] = _READS.submit(_hr_and_hrv, store, patient, start, end, span_s)
     for k in order:
         reads[k.value] = _READS.submit(store.query, pid, k, start, end, reading_ids=False)
     if ReadingKind.HEART_RATE in kinds:
@@ -525,8 +512,7 @@ def page_data(
         for f in reads.values():
             f.cancel()
     series: dict[ReadingKind, ReadingSeries] = {k: done[k.value] for k in order}
-    hr: dict[str, Any] | None = done.get("hr")
-    hrv: dict[str, Any] | None = done.get("hrv")
+    hr, hrv = done.get("hr", (None, None))
     clock_corrected: dict[str, int] = done.get("clock", {})
     if latest is None:
         latest = done["latest"]

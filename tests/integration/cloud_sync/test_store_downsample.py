@@ -108,6 +108,32 @@ def test_same_bins_quantiles_and_flag_counts_as_sqlite(
         )
         assert len(want) > 0 and got.total == want.total
         assert_same_bins(got, want)
+        # Two fields in one read: each as its own downsample (some readings lack one of them).
+        both = store.downsample_fields(
+            patient,
+            ReadingKind.HEART_RATE,
+            ("energy_expended_kj", "heart_rate_bpm"),
+            start,
+            end,
+            bin_s=bin_s,
+            offset_s=offset_s,
+            exclude_flags=exclude,
+            quantiles={"heart_rate_bpm": quantiles},
+        )
+        assert_same_bins(both["heart_rate_bpm"], want)
+        assert_same_bins(
+            both["energy_expended_kj"],
+            sqlite.downsample(
+                patient,
+                ReadingKind.HEART_RATE,
+                "energy_expended_kj",
+                start,
+                end,
+                bin_s=bin_s,
+                offset_s=offset_s,
+                exclude_flags=exclude,
+            ),
+        )
         raw = sqlite.query(patient, ReadingKind.HEART_RATE, start, end)
         if exclude == NON_CLINICAL:
             assert_same_bins(got, reference(raw, start, end, **kwargs))  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -352,3 +353,66 @@ def test_query_without_reading_ids(store: SqliteStore) -> None:
     assert list(lean.values) == list(full.values)
     for name, column in full.values.items():
         np.testing.assert_array_equal(lean.values[name], column)
+
+
+@pytest.mark.parametrize("exclude", [(), NON_CLINICAL], ids=["all", "clinical"])
+def test_several_fields_in_one_read_equal_one_read_each(
+    store: SqliteStore, exclude: tuple[str, ...]
+) -> None:
+    start, end = T0 + timedelta(seconds=1234), T0 + timedelta(days=9)
+    fields = ("heart_rate_bpm", "energy_expended_kj", "no_such_field")
+    quantiles = {"heart_rate_bpm": (0.1, 0.5), "energy_expended_kj": (0.9,)}
+    both = store.downsample_fields(
+        "p-1",
+        ReadingKind.HEART_RATE,
+        fields,
+        start,
+        end,
+        bin_s=10_800,
+        offset_s=3600,
+        exclude_flags=exclude,
+        quantiles=quantiles,
+    )
+    assert list(both) == list(fields)
+    for name in fields:
+        one = store.downsample(
+            "p-1",
+            ReadingKind.HEART_RATE,
+            name,
+            start,
+            end,
+            bin_s=10_800,
+            offset_s=3600,
+            exclude_flags=exclude,
+            quantiles=quantiles.get(name, ()),
+        )
+        assert_same_bins(both[name], one)
+    assert len(both["no_such_field"]) == 0
+    raw = store.query("p-1", ReadingKind.HEART_RATE, start, end)
+    if exclude:
+        want = reference(raw, start, end, bin_s=10_800, offset_s=3600, quantiles=(0.1, 0.5))
+        assert_same_bins(both["heart_rate_bpm"], want)
+
+
+@pytest.mark.parametrize(
+    ("fields", "quantiles"),
+    [
+        ((), None),
+        ("heart_rate_bpm", None),
+        (("heart_rate_bpm", "heart_rate_bpm"), None),
+        (("heart_rate_bpm",), {"rmssd_ms": (0.5,)}),
+        (("heart_rate_bpm", "flags"), None),
+    ],
+    ids=["none", "a-string", "repeated", "quantiles-of-another", "flags"],
+)
+def test_several_fields_bad_arguments(store: SqliteStore, fields: Any, quantiles: Any) -> None:
+    with pytest.raises(ValueError):
+        store.downsample_fields(
+            "p-1",
+            ReadingKind.HEART_RATE,
+            fields,
+            T0,
+            T0 + timedelta(days=1),
+            bin_s=3600,
+            quantiles=quantiles,
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,12 +24,14 @@ _BIT_NAME = re.compile(r"bit([0-9]|[1-5][0-9]|6[0-2])")
 __all__ = [
     "DownsampleArgs",
     "FlagCodec",
+    "OneFieldFromMany",
     "ReadsThrough",
     "StoreRejectedError",
     "StoreUnavailableError",
     "bin_reduce",
     "build_series",
     "check_downsample",
+    "check_downsample_fields",
     "datetime_to_ns",
     "default_flag_codec",
     "empty_binned",
@@ -81,6 +84,31 @@ class ReadsThrough:
             quantiles=quantiles,
         )
 
+    def downsample_fields(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        fields: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Mapping[str, Sequence[float]] | None = None,
+    ) -> dict[str, BinnedSeries]:
+        return self._reader.downsample_fields(
+            patient_id,
+            kind,
+            fields,
+            start,
+            end,
+            bin_s=bin_s,
+            offset_s=offset_s,
+            exclude_flags=exclude_flags,
+            quantiles=quantiles,
+        )
+
     def count_flagged(
         self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
     ) -> dict[str, int]:
@@ -91,6 +119,74 @@ class ReadsThrough:
 
     def latest(self, patient_id: str) -> list[DeviceLatest]:
         return self._reader.latest(patient_id)
+
+
+class OneFieldFromMany(ABC):
+    """``downsample`` as the one-field case of the store's ``downsample_fields``."""
+
+    @abstractmethod
+    def downsample_fields(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        fields: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Mapping[str, Sequence[float]] | None = None,
+    ) -> dict[str, BinnedSeries]: ...
+
+    def downsample(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Sequence[float] = (),
+    ) -> BinnedSeries:
+        return self.downsample_fields(
+            patient_id,
+            kind,
+            (field,),
+            start,
+            end,
+            bin_s=bin_s,
+            offset_s=offset_s,
+            exclude_flags=exclude_flags,
+            quantiles={field: quantiles},
+        )[field]
+
+
+def check_downsample_fields(
+    fields: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    bin_s: int,
+    offset_s: int,
+    quantiles: Mapping[str, Sequence[float]] | None,
+) -> list[DownsampleArgs]:
+    """:func:`check_downsample` for each of several distinct fields (ValueError)."""
+    if isinstance(fields, str) or not fields:
+        raise ValueError(f"fields must be a non-empty sequence of field names, got {fields!r}")
+    if len(set(fields)) != len(fields):
+        raise ValueError(f"fields repeat a name: {list(fields)!r}")
+    wanted = dict(quantiles or {})
+    unknown = set(wanted) - set(fields)
+    if unknown:
+        raise ValueError(f"quantiles for fields not asked for: {sorted(unknown)!r}")
+    return [
+        check_downsample(f, start, end, bin_s=bin_s, offset_s=offset_s, quantiles=wanted.get(f, ()))
+        for f in fields
+    ]
 
 
 class StoreUnavailableError(StoreError):

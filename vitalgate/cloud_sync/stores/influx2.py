@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -48,12 +49,13 @@ from vitalgate.cloud_sync.store import (
 )
 from vitalgate.cloud_sync.stores.base import (
     FlagCodec,
+    OneFieldFromMany,
     ReadsThrough,
     StoreRejectedError,
     StoreUnavailableError,
     bin_reduce,
     build_series,
-    check_downsample,
+    check_downsample_fields,
     default_flag_codec,
     ns_to_datetime,
     to_utc_ns,
@@ -71,7 +73,7 @@ def _prom_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class VictoriaMetricsReader:
+class VictoriaMetricsReader(OneFieldFromMany):
     """The read side on VictoriaMetrics' Prometheus-style APIs."""
 
     def __init__(self, endpoint: HttpEndpoint, *, flag_codec: FlagCodec) -> None:
@@ -130,30 +132,36 @@ class VictoriaMetricsReader:
             flags=[self._codec.flags(int(rows[k].get("flags", 0))) for k in keys],
         )
 
-    def downsample(
+    def downsample_fields(
         self,
         patient_id: str,
         kind: ReadingKind,
-        field: str,
+        fields: Sequence[str],
         start: datetime,
         end: datetime,
         *,
         bin_s: int,
         offset_s: int = 0,
         exclude_flags: Iterable[str] = (),
-        quantiles: Sequence[float] = (),
-    ) -> BinnedSeries:
-        """Binned here from the export read (VictoriaMetrics has no InfluxQL to do it)."""
-        args = check_downsample(
-            field, start, end, bin_s=bin_s, offset_s=offset_s, quantiles=quantiles
+        quantiles: Mapping[str, Sequence[float]] | None = None,
+    ) -> dict[str, BinnedSeries]:
+        """Binned here from one export read (VictoriaMetrics has no InfluxQL to do it)."""
+        every = check_downsample_fields(
+            fields, start, end, bin_s=bin_s, offset_s=offset_s, quantiles=quantiles
         )
         exclude = self._codec.query_mask(exclude_flags)
         series = self.query(patient_id, kind, start, end)
-        values = series.values.get(field, np.full(len(series), np.nan))
+        keep: npt.NDArray[np.bool_] | None = None
         if exclude:
             masks = np.fromiter((self._codec.query_mask(f) for f in series.flags), np.int64)
-            values = np.where(masks & exclude == 0, values, np.nan)
-        return bin_reduce(series.kind, patient_id, args, series.times_ns, values)
+            keep = masks & exclude == 0
+        out: dict[str, BinnedSeries] = {}
+        for args in every:
+            values = series.values.get(args.field, np.full(len(series), np.nan))
+            if keep is not None:
+                values = np.where(keep, values, np.nan)
+            out[args.field] = bin_reduce(series.kind, patient_id, args, series.times_ns, values)
+        return out
 
     def count_flagged(
         self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime

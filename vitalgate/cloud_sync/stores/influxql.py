@@ -35,9 +35,10 @@ import urllib3
 from vitalgate.cloud_sync.store import BinnedSeries, DeviceLatest, ReadingSeries
 from vitalgate.cloud_sync.stores.base import (
     FlagCodec,
+    OneFieldFromMany,
     StoreRejectedError,
     StoreUnavailableError,
-    check_downsample,
+    check_downsample_fields,
     empty_binned,
     ns_to_datetime,
     quantile_ranks,
@@ -143,7 +144,7 @@ class HttpEndpoint:
         self._pool.clear()
 
 
-class InfluxQLReader:
+class InfluxQLReader(OneFieldFromMany):
     """Range queries, patients and latest-per-device through InfluxQL ``/query``."""
 
     def __init__(
@@ -305,30 +306,32 @@ class InfluxQLReader:
             )
         return names
 
-    def downsample(
+    def downsample_fields(
         self,
         patient_id: str,
         kind: ReadingKind,
-        field: str,
+        fields: Sequence[str],
         start: datetime,
         end: datetime,
         *,
         bin_s: int,
         offset_s: int = 0,
         exclude_flags: Iterable[str] = (),
-        quantiles: Sequence[float] = (),
-    ) -> BinnedSeries:
+        quantiles: Mapping[str, Sequence[float]] | None = None,
+    ) -> dict[str, BinnedSeries]:
         kind = ReadingKind(kind)
-        args = check_downsample(
-            field, start, end, bin_s=bin_s, offset_s=offset_s, quantiles=quantiles
+        every = check_downsample_fields(
+            fields, start, end, bin_s=bin_s, offset_s=offset_s, quantiles=quantiles
         )
-        name = quote_identifier(field)
+        args = every[0]  # the range and the bins are the same for every field
+        names = [quote_identifier(a.field) for a in every]
         exclude = self._codec.query_mask(exclude_flags)
         plain = f"{self._source(kind)} WHERE " + self._where(patient_id, args.start_ns, args.end_ns)
+        aggregates = ", ".join(f"mean({n}), min({n}), max({n}), count({n})" for n in names)
 
         def bins(source: str) -> str:
             return (
-                f"SELECT mean({name}), min({name}), max({name}), count({name}) FROM {source}"
+                f"SELECT {aggregates} FROM {source}"
                 f" GROUP BY time({args.bin_s}s, {args.offset_s}s) fill(none)"
             )
 
@@ -347,35 +350,33 @@ class InfluxQLReader:
                 answer = self.run(bins(source))
         else:
             answer = self.run(bins(plain))
-        starts: list[int] = []
-        mean: list[float] = []
-        lo: list[float] = []
-        hi: list[float] = []
-        count: list[int] = []
-        for s in answer:
-            for t, m, a, b, c in s.get("values") or ():
-                if c:  # fill(none) keeps no empty bins; skip any a server sends anyway
-                    starts.append(t)
-                    mean.append(m)
-                    lo.append(a)
-                    hi.append(b)
-                    count.append(c)
-        n = sum(count)
-        if n == 0:
-            return empty_binned(kind, patient_id, args, {q: math.nan for q in args.quantiles})
-        return BinnedSeries(
-            kind=kind,
-            patient_id=patient_id,
-            field_name=field,
-            bin_s=args.bin_s,
-            offset_s=args.offset_s,
-            starts_ns=np.array(starts, dtype=np.int64),
-            mean=np.array(mean, dtype=np.float64),
-            min=np.array(lo, dtype=np.float64),
-            max=np.array(hi, dtype=np.float64),
-            count=np.array(count, dtype=np.int64),
-            quantiles=self._quantiles(name, source, n, args.quantiles),
-        )
+        rows = [row for s in answer for row in s.get("values") or ()]
+        out: dict[str, BinnedSeries] = {}
+        for i, (field_args, name) in enumerate(zip(every, names, strict=True)):
+            # Columns: time, then mean, min, max, count of each field. fill(none) keeps no bin
+            # without any point; a bin may still hold none of this field (count 0 or null).
+            at = 1 + 4 * i
+            mine = [(row[0], *row[at : at + 4]) for row in rows if row[at + 3]]
+            n = sum(int(row[4]) for row in mine)
+            if n == 0:
+                nan = {q: math.nan for q in field_args.quantiles}
+                out[field_args.field] = empty_binned(kind, patient_id, field_args, nan)
+                continue
+            starts, mean, lo, hi, count = zip(*mine, strict=True)
+            out[field_args.field] = BinnedSeries(
+                kind=kind,
+                patient_id=patient_id,
+                field_name=field_args.field,
+                bin_s=field_args.bin_s,
+                offset_s=field_args.offset_s,
+                starts_ns=np.array(starts, dtype=np.int64),
+                mean=np.array(mean, dtype=np.float64),
+                min=np.array(lo, dtype=np.float64),
+                max=np.array(hi, dtype=np.float64),
+                count=np.array(count, dtype=np.int64),
+                quantiles=self._quantiles(name, source, n, field_args.quantiles),
+            )
+        return out
 
     def _quantiles(
         self, name: str, source: str, n: int, quantiles: Sequence[float]

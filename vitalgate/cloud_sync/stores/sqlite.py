@@ -27,6 +27,7 @@ store (``:memory:``) has one connection for everything.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -44,9 +45,10 @@ import orjson
 from vitalgate.cloud_sync.store import BinnedSeries, DeviceLatest, ReadingSeries, StoredReading
 from vitalgate.cloud_sync.stores.base import (
     FlagCodec,
+    OneFieldFromMany,
     StoreRejectedError,
     StoreUnavailableError,
-    check_downsample,
+    check_downsample_fields,
     datetime_to_ns,
     default_flag_codec,
     empty_binned,
@@ -100,34 +102,47 @@ SELECT patient, kind, device, gateway, MAX(measured_at_ns) FROM readings
 GROUP BY patient, kind, device
 """
 
-# The downsampled read. ``selected`` is the (time - offset, value) of each reading in range with
-# the field and without an excluded flag; the field comes out of the JSON object once per row
-# (SQLite 3.40 takes JSON as text only). Bins are a GROUP BY over integer time buckets (floor
-# division that stays right before the offset: SQL's % truncates toward zero). With quantiles
-# the same statement also returns the histogram of values (kind 1 rows), from which the order
-# statistics are read exactly.
+# The downsampled read of k fields. ``selected`` is the (time - offset, value of each field) of
+# each reading in range without an excluded flag; each field comes out of the JSON object once
+# per row (SQLite 3.40 takes JSON as text only). Bins are a GROUP BY over integer time buckets
+# (floor division that stays right before the offset: SQL's % truncates toward zero), with
+# AVG/MIN/MAX/COUNT of each field (kind 0 rows). A field with quantiles adds the histogram of its
+# values (kind 1 + its index) to the same statement, from which the order statistics are read
+# exactly.
 _SELECTED = """
-    SELECT measured_at_ns - :offset_ns AS t, json_extract(CAST(values_json AS TEXT), :path) AS v
+    SELECT measured_at_ns - :offset_ns AS t, {values}
     FROM readings
     WHERE patient = :patient AND kind = :kind
       AND measured_at_ns >= :start_ns AND measured_at_ns < :end_ns
       AND (flags & :exclude) = 0
 """
-_BIN_COLUMNS = """
-    SELECT 0, t - ((t % :bin_ns) + :bin_ns) % :bin_ns AS b, AVG(v), MIN(v), MAX(v), COUNT(v)
-"""
-# LIMIT -1 keeps SQLite from flattening the subquery, which would extract the field once per
-# aggregate instead of once per row.
-_BINS = f"{_BIN_COLUMNS} FROM ({_SELECTED} LIMIT -1) WHERE v IS NOT NULL GROUP BY b ORDER BY b"
-# Used twice, the CTE is materialized (SQLite >= 3.35 does so unasked; the keyword MATERIALIZED
-# would be a syntax error before 3.35), so the field is extracted once per row for both.
-_BINS_AND_HISTOGRAM = f"""
-    WITH selected AS ({_SELECTED})
-    {_BIN_COLUMNS} FROM selected WHERE v IS NOT NULL GROUP BY b
-    UNION ALL
-    SELECT 1, NULL, v, NULL, NULL, COUNT(*) FROM selected WHERE v IS NOT NULL GROUP BY v
-    ORDER BY 1, 2, 3
-"""
+
+
+@functools.cache
+def _downsample_sql(k: int, histograms: tuple[int, ...]) -> str:
+    """The statement for ``k`` fields (parameters ``:path0`` ..), histograms of those listed."""
+    values = ", ".join(
+        f"json_extract(CAST(values_json AS TEXT), :path{i}) AS v{i}" for i in range(k)
+    )
+    selected = _SELECTED.format(values=values)
+    aggregates = ", ".join(f"AVG(v{i}), MIN(v{i}), MAX(v{i}), COUNT(v{i})" for i in range(k))
+    any_value = " OR ".join(f"v{i} IS NOT NULL" for i in range(k))
+    bins = f"SELECT 0, t - ((t % :bin_ns) + :bin_ns) % :bin_ns AS b, {aggregates}"
+    if not histograms:
+        # LIMIT -1 keeps SQLite from flattening the subquery, which would extract a field once
+        # per aggregate instead of once per row.
+        return f"{bins} FROM ({selected} LIMIT -1) WHERE {any_value} GROUP BY b ORDER BY b"
+    # Used more than once, the CTE is materialized (SQLite >= 3.35 does so unasked; the keyword
+    # MATERIALIZED would be a syntax error before 3.35): each field is extracted once per row.
+    padding = ", NULL" * (4 * k - 4)
+    parts = [f"{bins} FROM selected WHERE {any_value} GROUP BY b"]
+    parts += [
+        f"SELECT {1 + i}, NULL, v{i}, NULL, NULL, COUNT(*){padding}"
+        f" FROM selected WHERE v{i} IS NOT NULL GROUP BY v{i}"
+        for i in histograms
+    ]
+    return f"WITH selected AS ({selected}) " + " UNION ALL ".join(parts) + " ORDER BY 1, 2, 3"
+
 
 _UPSERT = """
 INSERT INTO readings
@@ -140,7 +155,7 @@ ON CONFLICT (reading_id) DO UPDATE SET
 """
 
 
-class SqliteStore:
+class SqliteStore(OneFieldFromMany):
     """The :class:`~vitalgate.cloud_sync.store.ReadingStore` in one SQLite file."""
 
     def __init__(
@@ -298,24 +313,25 @@ class SqliteStore:
             flags=tuple(map(decoded.__getitem__, inverse.reshape(-1).tolist())),
         )
 
-    def downsample(
+    def downsample_fields(
         self,
         patient_id: str,
         kind: ReadingKind,
-        field: str,
+        fields: Sequence[str],
         start: datetime,
         end: datetime,
         *,
         bin_s: int,
         offset_s: int = 0,
         exclude_flags: Iterable[str] = (),
-        quantiles: Sequence[float] = (),
-    ) -> BinnedSeries:
+        quantiles: Mapping[str, Sequence[float]] | None = None,
+    ) -> dict[str, BinnedSeries]:
         """The downsampled read as one SQL ``GROUP BY`` over integer time buckets."""
         kind = ReadingKind(kind)
-        args = check_downsample(
-            field, start, end, bin_s=bin_s, offset_s=offset_s, quantiles=quantiles
+        every = check_downsample_fields(
+            fields, start, end, bin_s=bin_s, offset_s=offset_s, quantiles=quantiles
         )
+        args = every[0]  # the range and the bins are the same for every field
         params: dict[str, object] = {
             "patient": patient_id,
             "kind": str(kind),
@@ -323,37 +339,49 @@ class SqliteStore:
             "end_ns": args.end_ns,
             "offset_ns": args.offset_ns,
             "bin_ns": args.bin_ns,
-            "path": f"$.{field}",
             "exclude": self._codec.query_mask(exclude_flags),
         }
-        rows = self._fetch(_BINS_AND_HISTOGRAM if args.quantiles else _BINS, params)
-        n_bins = next((i for i, row in enumerate(rows) if row[0] == 1), len(rows))
-        if n_bins == 0:
-            return empty_binned(kind, patient_id, args, {q: math.nan for q in args.quantiles})
-        _, starts, mean, lo, hi, count = zip(*rows[:n_bins], strict=True)
-        counts = np.array(count, dtype=np.int64)
-        found: dict[float, float] = {}
-        if args.quantiles:
-            histogram = np.array([(row[2], row[5]) for row in rows[n_bins:]], dtype=np.float64)
-            values, cumulative = histogram[:, 0], np.cumsum(histogram[:, 1].astype(np.int64))
-            n = int(cumulative[-1])
-            for q in args.quantiles:
-                first, last, t = quantile_ranks(n, q)
-                a, b = values[np.searchsorted(cumulative, [first, last], side="right")]
-                found[q] = quantile_value(float(a), float(b), t)
-        return BinnedSeries(
-            kind=kind,
-            patient_id=patient_id,
-            field_name=field,
-            bin_s=args.bin_s,
-            offset_s=args.offset_s,
-            starts_ns=np.array(starts, dtype=np.int64) + args.offset_ns,
-            mean=np.array(mean, dtype=np.float64),
-            min=np.array(lo, dtype=np.float64),
-            max=np.array(hi, dtype=np.float64),
-            count=counts,
-            quantiles=found,
-        )
+        params.update({f"path{i}": f"$.{a.field}" for i, a in enumerate(every)})
+        histograms = tuple(i for i, a in enumerate(every) if a.quantiles)
+        rows = self._fetch(_downsample_sql(len(every), histograms), params)
+        n_bins = next((i for i, row in enumerate(rows) if row[0] != 0), len(rows))
+        bin_rows, histogram_rows = rows[:n_bins], rows[n_bins:]
+        out: dict[str, BinnedSeries] = {}
+        for i, field_args in enumerate(every):
+            at = 2 + 4 * i
+            mine = [(row[1], *row[at : at + 4]) for row in bin_rows if row[at + 3]]
+            if not mine:
+                nan = {q: math.nan for q in field_args.quantiles}
+                out[field_args.field] = empty_binned(kind, patient_id, field_args, nan)
+                continue
+            starts, mean, lo, hi, count = zip(*mine, strict=True)
+            found: dict[float, float] = {}
+            if field_args.quantiles:
+                histogram = np.array(
+                    [(row[2], row[5]) for row in histogram_rows if row[0] == 1 + i],
+                    dtype=np.float64,
+                )
+                values = histogram[:, 0]
+                cumulative = np.cumsum(histogram[:, 1].astype(np.int64))
+                n = int(cumulative[-1])
+                for q in field_args.quantiles:
+                    first, last, t = quantile_ranks(n, q)
+                    a, b = values[np.searchsorted(cumulative, [first, last], side="right")]
+                    found[q] = quantile_value(float(a), float(b), t)
+            out[field_args.field] = BinnedSeries(
+                kind=kind,
+                patient_id=patient_id,
+                field_name=field_args.field,
+                bin_s=field_args.bin_s,
+                offset_s=field_args.offset_s,
+                starts_ns=np.array(starts, dtype=np.int64) + field_args.offset_ns,
+                mean=np.array(mean, dtype=np.float64),
+                min=np.array(lo, dtype=np.float64),
+                max=np.array(hi, dtype=np.float64),
+                count=np.array(count, dtype=np.int64),
+                quantiles=found,
+            )
+        return out
 
     def count_flagged(
         self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
