@@ -42,85 +42,6 @@ __all__ = [
 ]
 
 
-class ReadsThrough:
-    """The read methods of a store, forwarded to ``self._reader`` (a store whose reads are
-    served by a separate reader object: the InfluxQL reader, the VictoriaMetrics reader)."""
-
-    _reader: ReadingReads
-
-    def query(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        start: datetime,
-        end: datetime,
-        *,
-        reading_ids: bool = True,
-    ) -> ReadingSeries:
-        return self._reader.query(patient_id, kind, start, end, reading_ids=reading_ids)
-
-    def downsample(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        field: str,
-        start: datetime,
-        end: datetime,
-        *,
-        bin_s: int,
-        offset_s: int = 0,
-        exclude_flags: Iterable[str] = (),
-        quantiles: Sequence[float] = (),
-    ) -> BinnedSeries:
-        return self._reader.downsample(
-            patient_id,
-            kind,
-            field,
-            start,
-            end,
-            bin_s=bin_s,
-            offset_s=offset_s,
-            exclude_flags=exclude_flags,
-            quantiles=quantiles,
-        )
-
-    def downsample_fields(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        fields: Sequence[str],
-        start: datetime,
-        end: datetime,
-        *,
-        bin_s: int,
-        offset_s: int = 0,
-        exclude_flags: Iterable[str] = (),
-        quantiles: Mapping[str, Sequence[float]] | None = None,
-    ) -> dict[str, BinnedSeries]:
-        return self._reader.downsample_fields(
-            patient_id,
-            kind,
-            fields,
-            start,
-            end,
-            bin_s=bin_s,
-            offset_s=offset_s,
-            exclude_flags=exclude_flags,
-            quantiles=quantiles,
-        )
-
-    def count_flagged(
-        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
-    ) -> dict[str, int]:
-        return self._reader.count_flagged(patient_id, kind, flag, start, end)
-
-    def patients(self) -> list[str]:
-        return self._reader.patients()
-
-    def latest(self, patient_id: str) -> list[DeviceLatest]:
-        return self._reader.latest(patient_id)
-
-
 class OneFieldFromMany(ABC):
     """``downsample`` as the one-field case of the store's ``downsample_fields``."""
 
@@ -163,6 +84,61 @@ class OneFieldFromMany(ABC):
             exclude_flags=exclude_flags,
             quantiles={field: quantiles},
         )[field]
+
+
+class ReadsThrough(OneFieldFromMany):
+    """The read methods of a store, forwarded to ``self._reader`` (a store whose reads are
+    served by a separate reader object: the InfluxQL reader, the VictoriaMetrics reader);
+    ``downsample`` is the one-field ``downsample_fields``."""
+
+    _reader: ReadingReads
+
+    def query(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        start: datetime,
+        end: datetime,
+        *,
+        reading_ids: bool = True,
+    ) -> ReadingSeries:
+        return self._reader.query(patient_id, kind, start, end, reading_ids=reading_ids)
+
+    def downsample_fields(
+        self,
+        patient_id: str,
+        kind: ReadingKind,
+        fields: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        bin_s: int,
+        offset_s: int = 0,
+        exclude_flags: Iterable[str] = (),
+        quantiles: Mapping[str, Sequence[float]] | None = None,
+    ) -> dict[str, BinnedSeries]:
+        return self._reader.downsample_fields(
+            patient_id,
+            kind,
+            fields,
+            start,
+            end,
+            bin_s=bin_s,
+            offset_s=offset_s,
+            exclude_flags=exclude_flags,
+            quantiles=quantiles,
+        )
+
+    def count_flagged(
+        self, patient_id: str, kind: ReadingKind, flag: str, start: datetime, end: datetime
+    ) -> dict[str, int]:
+        return self._reader.count_flagged(patient_id, kind, flag, start, end)
+
+    def patients(self) -> list[str]:
+        return self._reader.patients()
+
+    def latest(self, patient_id: str) -> list[DeviceLatest]:
+        return self._reader.latest(patient_id)
 
 
 def check_downsample_fields(
