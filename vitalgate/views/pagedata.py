@@ -84,6 +84,11 @@ _HR_MAX_POINTS: Final = 1500
 _HR_RESTING_QUANTILE: Final = 0.10
 #: A battery at or below this is shown as low (devices warn the user at about 10-20 %).
 _BATTERY_LOW_PCT: Final = 20
+#: A device's newest reading older than this is shown as stale: a CGM measures every few
+#: minutes, so hours without data mean a sensor that ended or lost its link; spot devices
+#: (BP monitor, meter, scale, thermometer) and wearables are used when the patient chooses.
+_STALE_AFTER: Final[Mapping[ReadingKind, timedelta]] = {ReadingKind.CGM: timedelta(hours=3)}
+_STALE_DEFAULT: Final = timedelta(days=2)
 _NON_CLINICAL_FLAGS: Final = frozenset(str(f) for f in QualityFlag if f.non_clinical)
 _OFFSET_PROBE_S: Final = 6 * 3600
 _NS_PER_MS: Final = 1_000_000
@@ -449,7 +454,7 @@ def _devices(
                 "gateway": d.gateway_id,
                 "last": d.measured_at.astimezone(p.tz).strftime("%Y-%m-%d %H:%M"),
                 "age_h": round(age.total_seconds() / 3600, 1),
-                "stale": age > timedelta(days=2),
+                "stale": age > _STALE_AFTER.get(d.kind, _STALE_DEFAULT),
                 "clock_corrections": clock_corrected.get(ident, 0),
                 "battery_pct": battery,
                 "battery_low": battery is not None and battery <= _BATTERY_LOW_PCT,

@@ -137,3 +137,27 @@ def test_patient_status(sample_store: SqliteStore) -> None:
     status = patient_status(sample_store, PATIENT, LAST_DAY)
     assert status.cgm_sufficient is True and status.devices == 7
     assert status.bp_mean and any(f.startswith("Home BP") for f in status.flags)
+
+
+def test_devices_go_stale_by_kind() -> None:
+    """A CGM without data for hours is stale; a BP monitor only after two days."""
+    from vitalgate.cloud_sync.store import DeviceLatest
+    from vitalgate.views.pagedata import _devices
+
+    now = datetime.now(UTC)
+    latest = [
+        DeviceLatest(PATIENT.patient_id, kind, f"dev-{kind}", "gw-1", now - age)
+        for kind, age in (
+            (ReadingKind.CGM, timedelta(hours=4)),
+            (ReadingKind.BLOOD_PRESSURE, timedelta(hours=4)),
+            (ReadingKind.GLUCOSE, timedelta(days=3)),
+            (ReadingKind.CGM, timedelta(minutes=20)),
+        )
+    ]
+    rows = _devices(latest, {}, PATIENT, {})
+    assert [(r["kind"], r["stale"]) for r in rows] == [
+        (rows[0]["kind"], True),
+        (rows[1]["kind"], False),
+        (rows[2]["kind"], True),
+        (rows[3]["kind"], False),
+    ]
