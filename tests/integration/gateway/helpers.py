@@ -124,9 +124,13 @@ def make_context(
 
 
 def match_truth(
-    truth: Sequence[TruthRecord], readings: Sequence[Reading], *, tolerance_s: float = 1.0
+    truth: Sequence[TruthRecord], readings: Sequence[Reading], *, tolerance_s: float = 1.5
 ) -> list[str]:
-    """Problems found matching each truth record to exactly one reading (empty: all good)."""
+    """Problems found matching each truth record to exactly one reading (empty: all good).
+
+    The default tolerance: devices stamp whole seconds (up to 1 s lost) and the gateway corrects
+    a wrong clock by whole seconds (up to 0.5 s more, timefix).
+    """
     problems: list[str] = []
     by_device: dict[str, list[Reading]] = {}
     for r in readings:

@@ -52,9 +52,7 @@ def _drift(serial: str, ppm: float = PPM) -> FaultInjector:
 
 def _check(truth: TruthLog, readings: list[Any], serials: set[str]) -> None:
     assert {t.device_serial for t in truth} == serials
-    # The device stamps whole seconds of its clock (up to 1 s lost) and the gateway corrects by
-    # whole seconds (up to 0.5 s more): within 1.5 s of the truth.
-    problems = match_truth(list(truth), readings, tolerance_s=1.5)
+    problems = match_truth(list(truth), readings)  # within 1.5 s (see match_truth)
     assert problems == [], (len(problems), problems[:10])
     assert len(readings) == len(truth)
     for serial in serials:
