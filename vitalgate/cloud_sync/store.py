@@ -16,7 +16,8 @@ carrying a flag per device.
 
 Thread-safety: every store may be used from several threads at once (the dashboard runs a
 page's reads side by side; the ingest writes from a worker thread). The HTTP stores share a
-pooled urllib3 client; the SQLite store serialises its connection with a lock.
+pooled urllib3 client; the SQLite store serialises writes on one connection and reads on a
+small pool of their own.
 """
 
 from __future__ import annotations

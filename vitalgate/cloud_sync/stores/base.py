@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,7 @@ __all__ = [
     "StoreRejectedError",
     "StoreUnavailableError",
     "bin_reduce",
+    "binned_from_rows",
     "build_series",
     "check_downsample",
     "check_downsample_fields",
@@ -42,26 +43,12 @@ __all__ = [
 ]
 
 
-class OneFieldFromMany(ABC):
-    """``downsample`` as the one-field case of the store's ``downsample_fields``."""
-
-    @abstractmethod
-    def downsample_fields(
-        self,
-        patient_id: str,
-        kind: ReadingKind,
-        fields: Sequence[str],
-        start: datetime,
-        end: datetime,
-        *,
-        bin_s: int,
-        offset_s: int = 0,
-        exclude_flags: Iterable[str] = (),
-        quantiles: Mapping[str, Sequence[float]] | None = None,
-    ) -> dict[str, BinnedSeries]: ...
+class OneFieldFromMany:
+    """``downsample`` as the one-field case of the store's ``downsample_fields`` (for classes
+    that are :class:`~vitalgate.cloud_sync.store.ReadingReads` otherwise)."""
 
     def downsample(
-        self,
+        self: ReadingReads,
         patient_id: str,
         kind: ReadingKind,
         field: str,
@@ -361,6 +348,31 @@ def empty_binned(
         min=np.empty(0, np.float64),
         max=np.empty(0, np.float64),
         count=np.empty(0, np.int64),
+        quantiles=dict(quantiles),
+    )
+
+
+def binned_from_rows(
+    kind: ReadingKind,
+    patient_id: str,
+    args: DownsampleArgs,
+    rows: Sequence[Sequence[Any]],
+    quantiles: Mapping[float, float],
+) -> BinnedSeries:
+    """A BinnedSeries from a store's ``(bin start ns, mean, min, max, count)`` rows (at least
+    one, oldest first)."""
+    starts, mean, lo, hi, count = zip(*rows, strict=True)
+    return BinnedSeries(
+        kind=kind,
+        patient_id=patient_id,
+        field_name=args.field,
+        bin_s=args.bin_s,
+        offset_s=args.offset_s,
+        starts_ns=np.array(starts, dtype=np.int64),
+        mean=np.array(mean, dtype=np.float64),
+        min=np.array(lo, dtype=np.float64),
+        max=np.array(hi, dtype=np.float64),
+        count=np.array(count, dtype=np.int64),
         quantiles=dict(quantiles),
     )
 

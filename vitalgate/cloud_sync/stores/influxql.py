@@ -38,6 +38,7 @@ from vitalgate.cloud_sync.stores.base import (
     OneFieldFromMany,
     StoreRejectedError,
     StoreUnavailableError,
+    binned_from_rows,
     check_downsample_fields,
     empty_binned,
     ns_to_datetime,
@@ -362,19 +363,12 @@ class InfluxQLReader(OneFieldFromMany):
                 nan = {q: math.nan for q in field_args.quantiles}
                 out[field_args.field] = empty_binned(kind, patient_id, field_args, nan)
                 continue
-            starts, mean, lo, hi, count = zip(*mine, strict=True)
-            out[field_args.field] = BinnedSeries(
-                kind=kind,
-                patient_id=patient_id,
-                field_name=field_args.field,
-                bin_s=field_args.bin_s,
-                offset_s=field_args.offset_s,
-                starts_ns=np.array(starts, dtype=np.int64),
-                mean=np.array(mean, dtype=np.float64),
-                min=np.array(lo, dtype=np.float64),
-                max=np.array(hi, dtype=np.float64),
-                count=np.array(count, dtype=np.int64),
-                quantiles=self._quantiles(name, source, n, field_args.quantiles),
+            out[field_args.field] = binned_from_rows(
+                kind,
+                patient_id,
+                field_args,
+                mine,
+                self._quantiles(name, source, n, field_args.quantiles),
             )
         return out
 

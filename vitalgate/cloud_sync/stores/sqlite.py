@@ -37,7 +37,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import orjson
@@ -48,6 +48,7 @@ from vitalgate.cloud_sync.stores.base import (
     OneFieldFromMany,
     StoreRejectedError,
     StoreUnavailableError,
+    binned_from_rows,
     check_downsample_fields,
     datetime_to_ns,
     default_flag_codec,
@@ -349,12 +350,16 @@ class SqliteStore(OneFieldFromMany):
         out: dict[str, BinnedSeries] = {}
         for i, field_args in enumerate(every):
             at = 2 + 4 * i
-            mine = [(row[1], *row[at : at + 4]) for row in bin_rows if row[at + 3]]
+            offset_ns = field_args.offset_ns  # the SQL bins are relative to the offset
+            mine = [
+                (cast(int, row[1]) + offset_ns, *row[at : at + 4])
+                for row in bin_rows
+                if row[at + 3]
+            ]
             if not mine:
                 nan = {q: math.nan for q in field_args.quantiles}
                 out[field_args.field] = empty_binned(kind, patient_id, field_args, nan)
                 continue
-            starts, mean, lo, hi, count = zip(*mine, strict=True)
             found: dict[float, float] = {}
             if field_args.quantiles:
                 histogram = np.array(
@@ -368,19 +373,7 @@ class SqliteStore(OneFieldFromMany):
                     first, last, t = quantile_ranks(n, q)
                     a, b = values[np.searchsorted(cumulative, [first, last], side="right")]
                     found[q] = quantile_value(float(a), float(b), t)
-            out[field_args.field] = BinnedSeries(
-                kind=kind,
-                patient_id=patient_id,
-                field_name=field_args.field,
-                bin_s=field_args.bin_s,
-                offset_s=field_args.offset_s,
-                starts_ns=np.array(starts, dtype=np.int64) + field_args.offset_ns,
-                mean=np.array(mean, dtype=np.float64),
-                min=np.array(lo, dtype=np.float64),
-                max=np.array(hi, dtype=np.float64),
-                count=np.array(count, dtype=np.int64),
-                quantiles=found,
-            )
+            out[field_args.field] = binned_from_rows(kind, patient_id, field_args, mine, found)
         return out
 
     def count_flagged(
