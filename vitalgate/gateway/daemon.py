@@ -37,7 +37,7 @@ import logging
 import random
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bleak import BleakScanner
@@ -45,6 +45,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
+from vitalgate.cloud_sync.schema import format_utc
 from vitalgate.errors import DeviceError, VitalgateError
 from vitalgate.gateway.config import GatewayConfig
 from vitalgate.gateway.kinds import SERVICE_KINDS
@@ -302,7 +303,7 @@ class Daemon:
         if silent_s is not None:
             event["silent_h"] = round(silent_s / 3600, 1)
         if since is not None:
-            event["last_sync"] = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            event["last_sync"] = format_utc(since)
         try:
             await asyncio.to_thread(self._events.add_alert, event)
         except Exception:  # a full or closed outbox: the WARNING above still tells

@@ -98,7 +98,7 @@ async def test_silent_devices_are_reported_once_counting_from_the_daemon_start(
         ("AA:00:00:00:00:02", "cgm", False)
     ]
     assert events.events[0]["patient_id"] == "p1"
-    assert events.events[0]["last_sync"] == "2026-11-19T08:00:00Z"
+    assert events.events[0]["last_sync"] == "2026-11-19T08:00:00.000000Z"  # as every time
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert "AA:00:00:00:00:02" in caplog.messages[0] and "no sync for 1.0 h" in caplog.messages[0]
     clock.at = T0 + timedelta(hours=73)
