@@ -489,7 +489,7 @@ def page_data(
     span_s = (end - start).total_seconds()
     pid = patient.patient_id
     # The store reads are independent: run them side by side (a remote store answers several
-    # requests at once; SQLite overlaps one read's parsing with another's SQL). The largest
+    # requests at once; SQLite reads have pooled connections of their own). The largest
     # reads go first.
     order = sorted(
         (k for k in kinds if k is not ReadingKind.HEART_RATE),
